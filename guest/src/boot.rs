@@ -1,0 +1,145 @@
+//! PVH entry: the Xen `PHYS32_ENTRY` note, the 32-bit entry point and the
+//! switch to long mode.
+//!
+//! The PVH ABI starts us in 32-bit protected mode with paging off, flat
+//! segments, `EBX` = physical address of `hvm_start_info` and an undefined
+//! `ESP`. We zero `.bss` (a loader copies only file bytes, and memory is not
+//! fresh after a reset), identity-map the first 4 GiB with 2 MiB pages, enable
+//! long mode and far-return into 64-bit code, which calls
+//! [`crate::kernel_main`] with the start-info address.
+
+use core::arch::global_asm;
+
+/// Bytes of the boot stack, used until the executor runs (and after: the
+/// kernel never switches stacks except for the IST exception stacks).
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+global_asm!(
+    r#"
+    .section .note.Xen, "a"
+    .balign 4
+    .long 4                 /* name size: "Xen\0" */
+    .long 4                 /* descriptor size */
+    .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .balign 4
+    .long _start
+    .balign 4
+
+    .section .bss.boot, "aw", @nobits
+    .balign 4096
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pd:
+    .skip 4096 * 4
+    .balign 16
+boot_stack_bottom:
+    .skip {stack_size}
+.global boot_stack_top
+boot_stack_top:
+
+    .section .rodata.boot, "a"
+    .balign 16
+boot_gdt:
+    .quad 0                      /* null */
+    .quad 0x00AF9A000000FFFF     /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00CF92000000FFFF     /* 0x10: data, DPL 0 */
+boot_gdt_end:
+boot_gdt_pointer:
+    .word boot_gdt_end - boot_gdt - 1
+    .quad boot_gdt
+
+    .section .text.boot, "ax"
+    .code32
+.global _start
+_start:
+    cli
+    cld
+    mov esi, ebx                 /* keep hvm_start_info in ESI */
+
+    /* Zero .bss (page tables and stack live there). */
+    mov edi, offset __bss_start
+    mov ecx, offset __bss_end
+    sub ecx, edi
+    xor eax, eax
+    rep stosb
+
+    mov esp, offset boot_stack_top
+
+    /* PML4[0] -> PDPT, PDPT[0..4] -> four page directories of 2 MiB pages. */
+    mov eax, offset boot_pdpt
+    or eax, 0x3
+    mov [boot_pml4], eax
+    mov ecx, 0
+1:
+    mov eax, ecx
+    shl eax, 12
+    add eax, offset boot_pd
+    or eax, 0x3
+    mov [boot_pdpt + ecx * 8], eax
+    inc ecx
+    cmp ecx, 4
+    jne 1b
+
+    /* 2048 entries: physical address i * 2 MiB, present | writable | huge. */
+    mov ecx, 0
+2:
+    mov eax, ecx
+    shl eax, 21
+    or eax, 0x83
+    mov [boot_pd + ecx * 8], eax
+    mov eax, ecx
+    shr eax, 11
+    mov [boot_pd + ecx * 8 + 4], eax
+    inc ecx
+    cmp ecx, 2048
+    jne 2b
+
+    /* CR4.PAE (and OSFXSR is not needed: the target is soft-float). */
+    mov eax, cr4
+    or eax, 1 << 5
+    mov cr4, eax
+
+    mov eax, offset boot_pml4
+    mov cr3, eax
+
+    /* EFER.LME | EFER.NXE */
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, (1 << 8) | (1 << 11)
+    wrmsr
+
+    /* CR0.PG | CR0.WP | CR0.PE */
+    mov eax, cr0
+    or eax, (1 << 31) | (1 << 16) | 1
+    mov cr0, eax
+
+    lgdt [boot_gdt_pointer]
+    mov eax, offset long_mode_entry
+    push 0x08
+    push eax
+    retf
+
+    .code64
+long_mode_entry:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    mov rsp, offset boot_stack_top
+    mov edi, esi                 /* zero-extends: first argument = start_info */
+    xor ebp, ebp
+    call {main}
+4:
+    cli
+    hlt
+    jmp 4b
+"#,
+    stack_size = const BOOT_STACK_SIZE,
+    main = sym crate::kernel_main,
+);

@@ -1,0 +1,6 @@
+//! A micro-VMM on Linux KVM that emulates the legacy PC devices in userspace.
+//!
+//! The device models in [`devices`] are plain deterministic state machines
+//! (no I/O, no threads, the clock injected) so they can be unit-tested and
+//! fuzzed; the machine wires them to KVM.
+pub mod devices;
