@@ -1,22 +1,117 @@
-//! Intel 8254 programmable interval timer, plus port 0x61.
-// API skeleton; the full model replaces this file.
-use std::time::Duration;
+//! Intel 8254 programmable interval timer (PIT), plus the two bits of port
+//! 0x61 ("port B") that belong to it: channel 2's gate and output.
+//!
+//! # Time model
+//!
+//! Nothing here ticks. Each channel remembers *when* it started counting (in
+//! the time of an injected [`Clock`]) and every guest-visible value (count,
+//! OUT level, status, IRQ0 edges) is computed from the number of 1.193182 MHz
+//! input clocks elapsed since then: `ticks = ns * 1_193_182 / 1e9`, in `u128`,
+//! always from the start instant, so rounding never accumulates into drift.
+//! Counting starts at the instant the count is written (as QEMU does; the real
+//! part waits for the next CLK edge), so `ticks == 0` shows the initial count.
+//! With [`ManualClock`] the model is fully deterministic, which is what the
+//! unit tests and fuzzers use; the VMM uses [`MonotonicClock`].
+//!
+//! # Behaviour
+//!
+//! Three channels, control word (channel select, access mode latch / lobyte /
+//! hibyte / lobyte-then-hibyte with separate read and write flip-flops, modes
+//! 0-5 where 6 and 7 alias 2 and 3, BCD counting), counter latch command,
+//! read-back command (count and/or status, status byte `OUT<<7 | null
+//! count<<6 | RW<<4 | M<<1 | BCD`), reload 0 meaning 65536 (10000 in BCD).
+//! Gates: channels 0 and 1 are tied high; channel 2's gate is port 0x61 bit 0.
+//! A rising gate retriggers modes 1, 2, 3 and 5; a low gate stops counting in
+//! modes 0, 2, 3 and 4 (and forces OUT high in modes 2 and 3).
+//!
+//! Port 0x61 reads `gate2 | speaker_data << 1 | refresh << 4 | out2 << 5`,
+//! where `refresh` toggles every 15.085 us of clock time (`(ns / 15085) & 1`),
+//! like the DRAM refresh request line it stands for; writes set bits 0-1.
+//!
+//! # IRQ0
+//!
+//! IRQ0 is a rising edge of channel 0's OUT: one per period in modes 2 and 3
+//! (also for the illegal reload 1), one at terminal count in mode 0, one at
+//! the end of the strobe in mode 4 (modes 1 and 5 need a gate trigger, and
+//! channel 0's gate never rises, so they produce none). The caller arms a host
+//! timer at [`Pit::next_irq0_edge`] and, when it fires, asks
+//! [`Pit::take_irq0_edges`] how many edges happened since the last call; an
+//! edge is counted exactly once even across reprogramming, because the
+//! untaken edges of the old programming are kept until taken.
+//!
+//! # Tick storms: minimum IRQ0 period
+//!
+//! A guest may program channel 0 with a tiny reload (1 or 2 in mode 2 is
+//! 0.8-1.7 us). Delivering that many interrupts would keep the host busy
+//! forever, so the *interrupt* period of the periodic modes is clamped to
+//! [`MIN_IRQ0_PERIOD`] (100 us, at most 10 kHz): when `reload / 1.193182 MHz`
+//! is shorter, edges are reported every 100 us from the start of counting
+//! instead. The counter the guest reads back, and OUT0 in the status byte,
+//! still follow the real reload; only the edge stream is thinned out. Guests
+//! that program sane rates (the classic 18.2 Hz to a few kHz) are unaffected.
+//!
+//! # Deviations from QEMU (hw/timer/i8254.c), on purpose
+//!
+//! - OUT levels follow the datasheet: modes 2, 4 and 5 idle high with a
+//!   one-clock low pulse, mode 1 is low while the one-shot runs. QEMU reports
+//!   the inverted level in these modes (its edges fall where the datasheet's
+//!   rising edges are, except mode 4/5: the strobe's rising edge, and so IRQ0,
+//!   comes one input clock (838 ns) after terminal count, not at it).
+//! - A low gate stops counting in modes 0, 2, 3 and 4; QEMU keeps counting.
+//! - Modes 1 and 5 wait for a gate rising edge before counting (QEMU starts on
+//!   the count write). On channels 0 and 1 the gate is tied high, so these
+//!   modes never start there, as on real hardware.
+//! - Writing a control word stops the channel until a count is written: OUT
+//!   takes its initial level (low in mode 0, high otherwise) and reads return
+//!   the count held at that moment. In mode 0, writing the first byte of a
+//!   lobyte/hibyte count stops counting too. QEMU changes the mode of a
+//!   running counter instead.
+//! - BCD mode is supported (QEMU ignores the bit); the null-count status bit
+//!   is reported (QEMU always reads it as 0). Invalid BCD digits are taken at
+//!   face value modulo 10000.
+//! - Mode 3 with an odd reload follows the datasheet count sequence (load N,
+//!   N-1, then by twos while OUT is high; N, N-3, then by twos while low).
+//! - Like QEMU, a new count written in modes 2 and 3 takes effect at once
+//!   (the datasheet waits for the end of the current period), and a pending
+//!   count/status latch survives a new control word.
+//! - Port 0x43 reads 0, as in QEMU (the register is write-only).
+//! - Channel 0 starts unprogrammed: no IRQ0 until the guest programs it (QEMU
+//!   resets it into a running mode 3, as a BIOS would have).
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::ports::{PIT_CHANNEL0, PIT_CHANNEL2, PIT_COMMAND, PORT_B};
+use shared::time::PIT_FREQUENCY_HZ;
+
+/// Shortest interval between two IRQ0 edges reported in the periodic modes
+/// (2 and 3); see the module documentation on tick storms.
+pub const MIN_IRQ0_PERIOD: Duration = Duration::from_micros(100);
+
+/// Half period of the port 0x61 bit 4 refresh toggle, in nanoseconds (as QEMU).
+pub const REFRESH_TOGGLE_NS: u128 = 15_085;
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+const PIT_HZ: u128 = PIT_FREQUENCY_HZ as u128;
 
 /// Source of monotonic time for the PIT, injected so tests are deterministic.
 pub trait Clock {
-    /// Time since an arbitrary fixed origin.
+    /// Time since an arbitrary fixed origin; must never go backwards (the PIT
+    /// survives it, treating earlier times as "no time passed").
     fn now(&self) -> Duration;
 }
 
 /// The host's monotonic clock.
 #[derive(Debug, Clone)]
 pub struct MonotonicClock {
-    origin: std::time::Instant,
+    origin: Instant,
 }
 
 impl Default for MonotonicClock {
     fn default() -> Self {
-        Self { origin: std::time::Instant::now() }
+        Self {
+            origin: Instant::now(),
+        }
     }
 }
 
@@ -26,29 +121,1410 @@ impl Clock for MonotonicClock {
     }
 }
 
+/// A clock that only moves when told to, for tests and fuzzers.
+///
+/// Clones share the same time (an `Arc<AtomicU64>` of nanoseconds, so it is
+/// `Send + Sync` and can live inside a machine shared between threads).
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock at time zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the time (saturating at `u64::MAX` nanoseconds, about 584 years).
+    pub fn set(&self, t: Duration) {
+        let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.store(ns, Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `dt` (saturating).
+    pub fn advance(&self, dt: Duration) {
+        let dt = u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX);
+        // fetch_update never fails with a closure that always returns Some.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ns| {
+                Some(ns.saturating_add(dt))
+            });
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+}
+
+/// Input clocks elapsed in `elapsed` (floor), saturating.
+fn ticks(elapsed: Duration) -> u64 {
+    let t = elapsed.as_nanos().saturating_mul(PIT_HZ) / NANOS_PER_SEC;
+    u64::try_from(t).unwrap_or(u64::MAX)
+}
+
+/// The shortest duration that contains `t` input clocks, i.e. the first
+/// instant at which [`ticks`] reaches `t`. Saturates at `Duration::MAX`.
+fn ticks_to_duration(t: u128) -> Duration {
+    let ns = t.saturating_mul(NANOS_PER_SEC).div_ceil(PIT_HZ);
+    nanos_to_duration(ns)
+}
+
+fn nanos_to_duration(ns: u128) -> Duration {
+    let secs = u64::try_from(ns / NANOS_PER_SEC).unwrap_or(u64::MAX);
+    // The remainder is below 1e9, so it fits in u32.
+    Duration::new(secs, (ns % NANOS_PER_SEC) as u32)
+}
+
+/// Whether `reload` input clocks are shorter than [`MIN_IRQ0_PERIOD`].
+fn period_is_clamped(reload: u32) -> bool {
+    u128::from(reload) * NANOS_PER_SEC < MIN_IRQ0_PERIOD.as_nanos() * PIT_HZ
+}
+
+/// Position of a read or write flip-flop, as in QEMU's RW_STATE_*.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteState {
+    /// Access mode 01: always the low byte.
+    Lsb,
+    /// Access mode 10: always the high byte.
+    Msb,
+    /// Access mode 11, next byte is the low one.
+    WordLow,
+    /// Access mode 11, next byte is the high one.
+    WordHigh,
+}
+
+impl ByteState {
+    fn for_access(access: u8) -> Self {
+        match access {
+            1 => Self::Lsb,
+            2 => Self::Msb,
+            _ => Self::WordLow,
+        }
+    }
+}
+
+/// A latched count waiting to be read, in the access mode it was latched in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CountLatch {
+    None,
+    Lsb(u16),
+    Msb(u16),
+    /// Both bytes, low first; after the low byte it becomes `Msb`.
+    Word(u16),
+}
+
+/// The status byte's null-count bit: 1 from a control word or count write
+/// until the count register has been transferred into the counting element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NullCount {
+    Clear,
+    /// No transfer scheduled yet (no count written, or modes 1/5 awaiting a
+    /// gate trigger).
+    Pending,
+    /// Transferred on the first input clock after this instant.
+    UntilTickAfter(Duration),
+}
+
+/// One counter of the 8254.
+#[derive(Debug, Clone)]
+struct Channel {
+    /// Mode bits M2-M0 as written (6 and 7 are reported as written).
+    mode_bits: u8,
+    /// Access mode RW1-RW0 (1 lobyte, 2 hibyte, 3 both).
+    access: u8,
+    bcd: bool,
+    gate: bool,
+    /// Count register: the last count written (1..=modulus; 0 was mapped).
+    cr: u32,
+    /// Count the current counting cycle runs with (1..=modulus).
+    reload: u32,
+    /// A count was written since the last control word.
+    armed: bool,
+    /// Modes 1 and 5: a gate rising edge started the current cycle.
+    triggered: bool,
+    /// When counting (re)started.
+    start: Duration,
+    /// Input clocks counted before `start` (gate pauses in modes 0 and 4).
+    base: u64,
+    /// Count shown while the channel does not count (after a control word,
+    /// before a trigger): the counting element simply keeps its value.
+    held: u32,
+    read_state: ByteState,
+    write_state: ByteState,
+    write_latch: u8,
+    count_latch: CountLatch,
+    status_latch: Option<u8>,
+    null_count: NullCount,
+    /// Rising OUT edges of the current counting basis already accounted for.
+    edges_taken: u64,
+    /// Edges of earlier bases (before reprogramming) not yet taken.
+    edges_pending: u64,
+    /// When the earliest of `edges_pending` happened.
+    pending_since: Option<Duration>,
+}
+
+impl Channel {
+    fn new(gate: bool) -> Self {
+        Self {
+            // Unprogrammed: QEMU's reset mode, no count, nothing running.
+            mode_bits: 3,
+            access: 3,
+            bcd: false,
+            gate,
+            cr: 0x1_0000,
+            reload: 0x1_0000,
+            armed: false,
+            triggered: false,
+            start: Duration::ZERO,
+            base: 0,
+            held: 0,
+            read_state: ByteState::WordLow,
+            write_state: ByteState::WordLow,
+            write_latch: 0,
+            count_latch: CountLatch::None,
+            status_latch: None,
+            null_count: NullCount::Clear,
+            edges_taken: 0,
+            edges_pending: 0,
+            pending_since: None,
+        }
+    }
+
+    /// Effective mode: 6 and 7 are 2 and 3 with a don't-care bit.
+    fn mode(&self) -> u8 {
+        match self.mode_bits & 7 {
+            6 => 2,
+            7 => 3,
+            m => m,
+        }
+    }
+
+    fn modulus(&self) -> u32 {
+        if self.bcd {
+            10_000
+        } else {
+            0x1_0000
+        }
+    }
+
+    /// Whether the counting element is running (or paused by the gate) with
+    /// `reload`, as opposed to waiting for a count or a trigger.
+    fn counting(&self) -> bool {
+        self.armed && (self.triggered || !matches!(self.mode(), 1 | 5))
+    }
+
+    /// A low gate disables counting in these modes.
+    fn paused(&self) -> bool {
+        !self.gate && matches!(self.mode(), 0 | 2 | 3 | 4)
+    }
+
+    /// Input clocks counted in the current cycle.
+    fn elapsed_ticks(&self, now: Duration) -> u64 {
+        if self.paused() {
+            self.base
+        } else {
+            self.base
+                .saturating_add(ticks(now.saturating_sub(self.start)))
+        }
+    }
+
+    /// The counting element's value (may equal the modulus for a reload of
+    /// 0 at the start of a cycle; [`Self::encode`] wraps it).
+    fn count(&self, now: Duration) -> u32 {
+        if !self.counting() {
+            return self.held;
+        }
+        let n = u64::from(self.reload.max(1));
+        let d = self.elapsed_ticks(now);
+        let value = match self.mode() {
+            2 => n - d % n,
+            3 => square_wave_count(n, d % n),
+            _ => {
+                // One-shot modes keep decrementing past zero and wrap.
+                let m = u64::from(self.modulus());
+                (n % m + m - d % m) % m
+            }
+        };
+        // value <= n <= 65536.
+        value as u32
+    }
+
+    /// OUT level.
+    fn out(&self, now: Duration) -> bool {
+        let mode = self.mode();
+        if !self.armed {
+            // Initial level after a control word.
+            return mode != 0;
+        }
+        if !self.counting() {
+            // Modes 1 and 5 idle high until triggered.
+            return true;
+        }
+        let n = u64::from(self.reload.max(1));
+        let d = self.elapsed_ticks(now);
+        match mode {
+            0 | 1 => d >= n,
+            // Low for the one clock while the count is 1 (reload 1 is illegal
+            // and keeps OUT high); a low gate forces OUT high.
+            2 => self.paused() || n < 2 || d % n != n - 1,
+            3 => self.paused() || d % n < n.div_ceil(2),
+            // 4 and 5: low for the one clock at terminal count.
+            _ => d != n,
+        }
+    }
+
+    fn null_count(&self, now: Duration) -> bool {
+        match self.null_count {
+            NullCount::Clear => false,
+            NullCount::Pending => true,
+            NullCount::UntilTickAfter(t) => ticks(now.saturating_sub(t)) == 0,
+        }
+    }
+
+    fn status(&self, now: Duration) -> u8 {
+        (u8::from(self.out(now)) << 7)
+            | (u8::from(self.null_count(now)) << 6)
+            | ((self.access & 3) << 4)
+            | ((self.mode_bits & 7) << 1)
+            | u8::from(self.bcd)
+    }
+
+    /// The 16-bit value the guest reads for count `value`.
+    fn encode(&self, value: u32) -> u16 {
+        if self.bcd {
+            let v = value % 10_000;
+            let digits = [v / 1000, v / 100 % 10, v / 10 % 10, v % 10];
+            digits.iter().fold(0u16, |acc, &d| (acc << 4) | d as u16)
+        } else {
+            (value & 0xFFFF) as u16
+        }
+    }
+
+    /// The count a written 16-bit value stands for: 1..=modulus.
+    fn decode(&self, raw: u16) -> u32 {
+        let value = if self.bcd {
+            // Digits above 9 are not valid BCD; take them at face value.
+            let v = (0..4).fold(0u32, |acc, i| {
+                acc * 10 + u32::from((raw >> (12 - 4 * i)) & 0xF)
+            });
+            v % 10_000
+        } else {
+            u32::from(raw)
+        };
+        if value == 0 {
+            self.modulus()
+        } else {
+            value
+        }
+    }
+
+    // --- IRQ edge accounting -------------------------------------------
+
+    /// Rising OUT edges since the current basis (start/base/reload) began.
+    fn edges_since_basis(&self, now: Duration) -> u64 {
+        if !self.counting() || self.paused() {
+            return 0;
+        }
+        let n = u64::from(self.reload.max(1));
+        match self.mode() {
+            2 | 3 => {
+                if period_is_clamped(self.reload) {
+                    let ns = now.saturating_sub(self.start).as_nanos();
+                    u64::try_from(ns / MIN_IRQ0_PERIOD.as_nanos()).unwrap_or(u64::MAX)
+                } else {
+                    // One edge at every multiple of n (period boundaries).
+                    self.elapsed_ticks(now) / n - self.base / n
+                }
+            }
+            mode => {
+                let at = one_shot_edge_tick(mode, n);
+                u64::from(self.base < at && self.elapsed_ticks(now) >= at)
+            }
+        }
+    }
+
+    /// Clock time of the `k`-th (1-based) rising edge of the current basis.
+    fn edge_time(&self, k: u64) -> Option<Duration> {
+        if !self.counting() || self.paused() || k == 0 {
+            return None;
+        }
+        let n = u64::from(self.reload.max(1));
+        let offset = match self.mode() {
+            2 | 3 => {
+                if period_is_clamped(self.reload) {
+                    nanos_to_duration(u128::from(k).saturating_mul(MIN_IRQ0_PERIOD.as_nanos()))
+                } else {
+                    let target = (u128::from(self.base / n) + u128::from(k)) * u128::from(n);
+                    ticks_to_duration(target - u128::from(self.base))
+                }
+            }
+            mode => {
+                let at = one_shot_edge_tick(mode, n);
+                if k != 1 || self.base >= at {
+                    return None;
+                }
+                ticks_to_duration(u128::from(at - self.base))
+            }
+        };
+        self.start.checked_add(offset)
+    }
+
+    /// Moves the edges of the current basis up to `now` into the pending
+    /// count. Must be followed by a change of basis that starts at `now`.
+    fn settle(&mut self, now: Duration) {
+        let total = self.edges_since_basis(now);
+        let new = total.saturating_sub(self.edges_taken);
+        if new > 0 {
+            if self.pending_since.is_none() {
+                self.pending_since = self.edge_time(self.edges_taken + 1);
+            }
+            self.edges_pending = self.edges_pending.saturating_add(new);
+        }
+        self.edges_taken = 0;
+    }
+
+    fn take_edges(&mut self, now: Duration) -> u64 {
+        let total = self.edges_since_basis(now);
+        let new = total.saturating_sub(self.edges_taken);
+        self.edges_taken = self.edges_taken.max(total);
+        self.pending_since = None;
+        std::mem::take(&mut self.edges_pending).saturating_add(new)
+    }
+
+    fn next_edge(&self) -> Option<Duration> {
+        self.pending_since
+            .or_else(|| self.edge_time(self.edges_taken.saturating_add(1)))
+    }
+
+    // --- guest accesses ----------------------------------------------------
+
+    /// Control word with access mode != 0 for this channel.
+    fn program(&mut self, value: u8, now: Duration) {
+        self.held = self.count(now);
+        self.settle(now);
+        self.armed = false;
+        self.triggered = false;
+        self.access = (value >> 4) & 3;
+        self.mode_bits = (value >> 1) & 7;
+        self.bcd = value & 1 != 0;
+        self.read_state = ByteState::for_access(self.access);
+        self.write_state = ByteState::for_access(self.access);
+        self.null_count = NullCount::Pending;
+    }
+
+    /// Stops counting (control word semantics without the mode change).
+    fn hold(&mut self, now: Duration) {
+        if self.armed {
+            self.held = self.count(now);
+            self.settle(now);
+            self.armed = false;
+        }
+    }
+
+    fn latch_count(&mut self, now: Duration) {
+        // A second latch before the first is read is ignored (datasheet).
+        if self.count_latch == CountLatch::None {
+            let v = self.encode(self.count(now));
+            self.count_latch = match self.access {
+                1 => CountLatch::Lsb(v),
+                2 => CountLatch::Msb(v),
+                _ => CountLatch::Word(v),
+            };
+        }
+    }
+
+    fn latch_status(&mut self, now: Duration) {
+        if self.status_latch.is_none() {
+            self.status_latch = Some(self.status(now));
+        }
+    }
+
+    fn write_byte(&mut self, value: u8, now: Duration) {
+        match self.write_state {
+            ByteState::Lsb => self.load(u16::from(value), now),
+            ByteState::Msb => self.load(u16::from(value) << 8, now),
+            ByteState::WordLow => {
+                self.write_latch = value;
+                self.write_state = ByteState::WordHigh;
+                // Mode 0: the first byte stops the count (and OUT is low).
+                if self.mode() == 0 {
+                    self.hold(now);
+                }
+            }
+            ByteState::WordHigh => {
+                let raw = u16::from(self.write_latch) | (u16::from(value) << 8);
+                self.write_state = ByteState::WordLow;
+                self.load(raw, now);
+            }
+        }
+    }
+
+    /// A complete count was written.
+    fn load(&mut self, raw: u16, now: Duration) {
+        self.cr = self.decode(raw);
+        if matches!(self.mode(), 1 | 5) {
+            // Takes effect at the next gate trigger; a running one-shot goes on.
+            self.armed = true;
+            self.null_count = NullCount::Pending;
+            return;
+        }
+        self.settle(now);
+        self.reload = self.cr;
+        self.armed = true;
+        self.start = now;
+        self.base = 0;
+        self.null_count = NullCount::UntilTickAfter(now);
+    }
+
+    fn read_byte(&mut self, now: Duration) -> u8 {
+        if let Some(status) = self.status_latch.take() {
+            return status;
+        }
+        match self.count_latch {
+            CountLatch::Lsb(v) => {
+                self.count_latch = CountLatch::None;
+                v as u8
+            }
+            CountLatch::Msb(v) => {
+                self.count_latch = CountLatch::None;
+                (v >> 8) as u8
+            }
+            CountLatch::Word(v) => {
+                self.count_latch = CountLatch::Msb(v);
+                v as u8
+            }
+            CountLatch::None => {
+                let v = self.encode(self.count(now));
+                match self.read_state {
+                    ByteState::Lsb => v as u8,
+                    ByteState::Msb => (v >> 8) as u8,
+                    ByteState::WordLow => {
+                        self.read_state = ByteState::WordHigh;
+                        v as u8
+                    }
+                    ByteState::WordHigh => {
+                        self.read_state = ByteState::WordLow;
+                        (v >> 8) as u8
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_gate(&mut self, gate: bool, now: Duration) {
+        if gate == self.gate {
+            return;
+        }
+        let mode = self.mode();
+        if !gate {
+            // Falling: pause modes 0/2/3/4 where they are.
+            if self.counting() && matches!(mode, 0 | 2 | 3 | 4) {
+                let d = self.elapsed_ticks(now);
+                self.settle(now);
+                self.base = d;
+                self.start = now;
+            }
+            self.gate = false;
+            return;
+        }
+        // Rising (settle first: while paused there are no new edges).
+        self.settle(now);
+        self.gate = true;
+        match mode {
+            // Resume where the count stopped.
+            0 | 4 => self.start = now,
+            // Retrigger: a fresh cycle from the count register.
+            _ if self.armed => {
+                self.reload = self.cr;
+                self.start = now;
+                self.base = 0;
+                if matches!(mode, 1 | 5) {
+                    self.triggered = true;
+                    if self.null_count == NullCount::Pending {
+                        self.null_count = NullCount::UntilTickAfter(now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Input clock at which a one-shot mode's OUT rises: terminal count for
+/// modes 0 and 1, the end of the one-clock strobe for modes 4 and 5.
+fn one_shot_edge_tick(mode: u8, n: u64) -> u64 {
+    if matches!(mode, 4 | 5) {
+        n + 1
+    } else {
+        n
+    }
+}
+
+/// Mode 3 count `p` clocks into a period of `n` (datasheet): even `n` counts
+/// down by two from `n` in each half; odd `n` loads `n`, then `n - 1` and by
+/// twos while OUT is high ((n+1)/2 clocks), then `n`, `n - 3` and by twos
+/// while OUT is low ((n-1)/2 clocks).
+fn square_wave_count(n: u64, p: u64) -> u64 {
+    if n.is_multiple_of(2) {
+        n - 2 * (p % (n / 2))
+    } else {
+        let high = n.div_ceil(2);
+        if p < high {
+            if p == 0 {
+                n
+            } else {
+                n + 1 - 2 * p
+            }
+        } else {
+            let q = p - high;
+            if q == 0 {
+                n
+            } else {
+                n - 1 - 2 * q
+            }
+        }
+    }
+}
+
 /// The 8254 with its three channels and the port-B bits it owns.
+#[derive(Debug)]
 pub struct Pit<C: Clock> {
     clock: C,
+    channels: [Channel; 3],
+    /// Port 0x61 bit 1: speaker data enable (stored, nothing to drive).
+    speaker_data: bool,
 }
 
 impl<C: Clock> Pit<C> {
-    /// A PIT in its power-on state.
+    /// A PIT in its power-on state: no channel programmed (so no IRQ0),
+    /// channel 2's gate low.
     pub fn new(clock: C) -> Self {
-        Self { clock }
+        Self {
+            clock,
+            channels: [Channel::new(true), Channel::new(true), Channel::new(false)],
+            speaker_data: false,
+        }
     }
-    /// Guest read of 0x40-0x43 or 0x61.
-    pub fn read(&mut self, _port: u16) -> u8 {
-        let _ = self.clock.now();
-        0xff
+
+    /// The injected clock.
+    pub fn clock(&self) -> &C {
+        &self.clock
     }
-    /// Guest write of 0x40-0x43 or 0x61.
-    pub fn write(&mut self, _port: u16, _value: u8) {}
-    /// When channel 0's output next rises (in [`Clock`] time), if ever.
+
+    /// OUT level of `channel` (0-2) now; `false` for other channel numbers.
+    pub fn out(&self, channel: usize) -> bool {
+        let now = self.clock.now();
+        self.channels.get(channel).is_some_and(|c| c.out(now))
+    }
+
+    /// Guest read of 0x40-0x43 or 0x61. Other ports read as 0xFF.
+    pub fn read(&mut self, port: u16) -> u8 {
+        let now = self.clock.now();
+        match port {
+            PIT_CHANNEL0..=PIT_CHANNEL2 => {
+                self.channels[usize::from(port - PIT_CHANNEL0)].read_byte(now)
+            }
+            // Write-only; QEMU reads it as 0.
+            PIT_COMMAND => 0,
+            PORT_B => {
+                let ch2 = &self.channels[2];
+                let refresh = (now.as_nanos() / REFRESH_TOGGLE_NS) & 1 == 1;
+                u8::from(ch2.gate)
+                    | (u8::from(self.speaker_data) << 1)
+                    | (u8::from(refresh) << 4)
+                    | (u8::from(ch2.out(now)) << 5)
+            }
+            _ => 0xFF,
+        }
+    }
+
+    /// Guest write of 0x40-0x43 or 0x61. Other ports are ignored.
+    pub fn write(&mut self, port: u16, value: u8) {
+        let now = self.clock.now();
+        match port {
+            PIT_CHANNEL0..=PIT_CHANNEL2 => {
+                self.channels[usize::from(port - PIT_CHANNEL0)].write_byte(value, now)
+            }
+            PIT_COMMAND => self.write_command(value, now),
+            PORT_B => {
+                self.speaker_data = value & 2 != 0;
+                self.channels[2].set_gate(value & 1 != 0, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn write_command(&mut self, value: u8, now: Duration) {
+        let select = usize::from(value >> 6);
+        if select == 3 {
+            // Read-back: bit 5 low latches counts, bit 4 low latches status,
+            // bits 1-3 select channels 0-2.
+            for (i, ch) in self.channels.iter_mut().enumerate() {
+                if value & (2 << i) == 0 {
+                    continue;
+                }
+                if value & 0x20 == 0 {
+                    ch.latch_count(now);
+                }
+                if value & 0x10 == 0 {
+                    ch.latch_status(now);
+                }
+            }
+            return;
+        }
+        let ch = &mut self.channels[select];
+        if value & 0x30 == 0 {
+            ch.latch_count(now);
+        } else {
+            ch.program(value, now);
+        }
+    }
+
+    /// Clock time of channel 0's next rising OUT edge not yet taken by
+    /// [`Self::take_irq0_edges`], or `None` if none will come without
+    /// reprogramming. It may lie in the past (edges happened, not taken
+    /// yet): the caller should then fire at once. Periodic edges are spaced
+    /// at least [`MIN_IRQ0_PERIOD`] apart.
     pub fn next_irq0_edge(&self) -> Option<Duration> {
-        None
+        self.channels[0].next_edge()
     }
-    /// Rising edges of channel 0's output since the last call, up to now.
+
+    /// Rising edges of channel 0's output since the last call, up to now:
+    /// each edge is counted exactly once, including edges of an earlier
+    /// programming that were not taken before the guest reprogrammed.
     pub fn take_irq0_edges(&mut self) -> u64 {
-        0
+        let now = self.clock.now();
+        self.channels[0].take_edges(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ports::PIT_CHANNEL1;
+
+    const F: u128 = 1_193_182;
+
+    /// First instant (relative to a load) at which `k` input clocks have
+    /// elapsed: ceil(k * 1e9 / F) ns. Computed here independently.
+    fn t(k: u64) -> Duration {
+        let ns = (u128::from(k) * 1_000_000_000).div_ceil(F);
+        Duration::from_nanos(ns as u64)
+    }
+
+    /// Edges of a periodic reload `n` counted from a load at 0 up to `e`.
+    fn periodic_edges(e: Duration, n: u64) -> u64 {
+        ((e.as_nanos() * F / 1_000_000_000) as u64) / n
+    }
+
+    fn pit_at(start: Duration) -> (ManualClock, Pit<ManualClock>) {
+        let clock = ManualClock::new();
+        clock.set(start);
+        (clock.clone(), Pit::new(clock))
+    }
+
+    /// Control word for `channel`, lobyte/hibyte access, `mode`, binary.
+    fn program(pit: &mut Pit<ManualClock>, channel: u16, mode: u8, reload: u16) {
+        pit.write(PIT_COMMAND, ((channel as u8) << 6) | 0x30 | (mode << 1));
+        pit.write(PIT_CHANNEL0 + channel, reload as u8);
+        pit.write(PIT_CHANNEL0 + channel, (reload >> 8) as u8);
+    }
+
+    /// Two-byte read (the channel must be in lobyte/hibyte access).
+    fn read16(pit: &mut Pit<ManualClock>, channel: u16) -> u16 {
+        let lo = pit.read(PIT_CHANNEL0 + channel);
+        let hi = pit.read(PIT_CHANNEL0 + channel);
+        u16::from(lo) | (u16::from(hi) << 8)
+    }
+
+    /// Status byte of `channel` through the read-back command.
+    fn status(pit: &mut Pit<ManualClock>, channel: u16) -> u8 {
+        pit.write(PIT_COMMAND, 0xE0 | (2 << channel));
+        pit.read(PIT_CHANNEL0 + channel)
+    }
+
+    fn out_bit(pit: &mut Pit<ManualClock>, channel: u16) -> bool {
+        status(pit, channel) & 0x80 != 0
+    }
+
+    fn out2(pit: &mut Pit<ManualClock>) -> bool {
+        pit.read(PORT_B) & 0x20 != 0
+    }
+
+    #[test]
+    fn mode0_interrupt_on_terminal_count_is_one_shot() {
+        let l = Duration::from_millis(1500);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 0, 100);
+        assert_eq!(read16(&mut pit, 0), 100);
+        assert!(!out_bit(&mut pit, 0), "OUT low after the count is written");
+        assert_eq!(pit.next_irq0_edge(), Some(l + t(100)));
+        for k in [1u64, 40, 99] {
+            clock.set(l + t(k));
+            assert_eq!(u64::from(read16(&mut pit, 0)), 100 - k);
+            assert!(!out_bit(&mut pit, 0));
+        }
+        clock.set(l + t(100) - Duration::from_nanos(1));
+        assert_eq!(pit.take_irq0_edges(), 0);
+        clock.set(l + t(100));
+        assert_eq!(read16(&mut pit, 0), 0);
+        assert!(out_bit(&mut pit, 0), "OUT rises at terminal count");
+        assert_eq!(pit.take_irq0_edges(), 1);
+        assert_eq!(pit.next_irq0_edge(), None, "one-shot: no further edge");
+        clock.set(l + t(101));
+        assert_eq!(read16(&mut pit, 0), 0xFFFF, "the counter wraps and goes on");
+        assert!(out_bit(&mut pit, 0), "OUT stays high");
+        clock.set(l + t(100 + 65536 * 3));
+        assert_eq!(pit.take_irq0_edges(), 0);
+    }
+
+    #[test]
+    fn mode1_hardware_retriggerable_one_shot_on_channel2() {
+        let (clock, mut pit) = pit_at(Duration::from_secs(3));
+        pit.write(PORT_B, 0); // gate 2 low
+        program(&mut pit, 2, 1, 50);
+        assert!(out2(&mut pit), "OUT idles high before the trigger");
+        clock.advance(t(500));
+        assert!(out2(&mut pit));
+        // A rising gate triggers: OUT low for 50 clocks, count from 50.
+        let g = clock.now();
+        pit.write(PORT_B, 1);
+        assert_eq!(read16(&mut pit, 2), 50);
+        assert!(!out2(&mut pit));
+        clock.set(g + t(49));
+        assert_eq!(read16(&mut pit, 2), 1);
+        assert!(!out2(&mut pit));
+        clock.set(g + t(50));
+        assert_eq!(read16(&mut pit, 2), 0);
+        assert!(out2(&mut pit), "OUT high at terminal count");
+        // Gate low does not stop mode 1; the next rising edge retriggers.
+        pit.write(PORT_B, 0);
+        clock.set(g + t(60));
+        assert_eq!(read16(&mut pit, 2), 0xFFF6);
+        let g2 = clock.now();
+        pit.write(PORT_B, 1);
+        assert_eq!(read16(&mut pit, 2), 50);
+        assert!(!out2(&mut pit));
+        clock.set(g2 + t(20));
+        assert_eq!(read16(&mut pit, 2), 30);
+        // Retrigger while running restarts the full count.
+        pit.write(PORT_B, 0);
+        let g3 = clock.now();
+        pit.write(PORT_B, 1);
+        clock.set(g3 + t(49));
+        assert!(!out2(&mut pit));
+        clock.set(g3 + t(50));
+        assert!(out2(&mut pit));
+    }
+
+    #[test]
+    fn mode1_on_channel0_never_triggers() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        program(&mut pit, 0, 1, 10);
+        clock.advance(Duration::from_secs(1));
+        assert!(out_bit(&mut pit, 0));
+        assert_eq!(pit.next_irq0_edge(), None);
+        assert_eq!(pit.take_irq0_edges(), 0);
+    }
+
+    #[test]
+    fn mode2_rate_generator_counts_and_reloads() {
+        let l = Duration::from_micros(777);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 5);
+        let expected = [5u16, 4, 3, 2, 1, 5, 4, 3, 2, 1, 5];
+        for (k, &want) in expected.iter().enumerate() {
+            clock.set(l + t(k as u64));
+            assert_eq!(read16(&mut pit, 0), want, "tick {k}");
+            assert_eq!(out_bit(&mut pit, 0), want != 1, "OUT low only at count 1");
+        }
+    }
+
+    #[test]
+    fn mode2_periodic_edges_every_reload() {
+        let l = Duration::from_millis(20);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 1193);
+        for k in 1..=5u64 {
+            assert_eq!(pit.next_irq0_edge(), Some(l + t(1193 * k)));
+            clock.set(l + t(1193 * k) - Duration::from_nanos(1));
+            assert_eq!(pit.take_irq0_edges(), 0);
+            clock.set(l + t(1193 * k));
+            assert_eq!(pit.take_irq0_edges(), 1);
+        }
+    }
+
+    #[test]
+    fn mode3_square_wave_even_and_odd() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        program(&mut pit, 0, 3, 6);
+        let counts = [6u16, 4, 2, 6, 4, 2, 6];
+        let outs = [true, true, true, false, false, false, true];
+        for k in 0..counts.len() {
+            clock.set(t(k as u64));
+            assert_eq!(read16(&mut pit, 0), counts[k], "even, tick {k}");
+            assert_eq!(out_bit(&mut pit, 0), outs[k], "even, tick {k}");
+        }
+        let l = Duration::from_secs(1);
+        clock.set(l);
+        program(&mut pit, 0, 3, 5);
+        // Odd: high (5+1)/2 = 3 clocks (5, 4, 2), low 2 clocks (5, 2).
+        let counts = [5u16, 4, 2, 5, 2, 5, 4];
+        let outs = [true, true, true, false, false, true, true];
+        for k in 0..counts.len() {
+            clock.set(l + t(k as u64));
+            assert_eq!(read16(&mut pit, 0), counts[k], "odd, tick {k}");
+            assert_eq!(out_bit(&mut pit, 0), outs[k], "odd, tick {k}");
+        }
+        // One rising edge per period.
+        let l = Duration::from_secs(2);
+        clock.set(l);
+        pit.take_irq0_edges(); // edges owed by the earlier programming
+        program(&mut pit, 0, 3, 1000);
+        clock.set(l + t(10_000));
+        assert_eq!(pit.take_irq0_edges(), 10);
+        assert_eq!(pit.next_irq0_edge(), Some(l + t(11_000)));
+    }
+
+    #[test]
+    fn mode4_software_triggered_strobe() {
+        let l = Duration::from_millis(5);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 4, 10);
+        assert!(out_bit(&mut pit, 0), "OUT idles high");
+        clock.set(l + t(9));
+        assert_eq!(read16(&mut pit, 0), 1);
+        assert!(out_bit(&mut pit, 0));
+        clock.set(l + t(10));
+        assert_eq!(read16(&mut pit, 0), 0);
+        assert!(
+            !out_bit(&mut pit, 0),
+            "one-clock low strobe at terminal count"
+        );
+        assert_eq!(pit.next_irq0_edge(), Some(l + t(11)));
+        assert_eq!(pit.take_irq0_edges(), 0);
+        clock.set(l + t(11));
+        assert!(out_bit(&mut pit, 0));
+        assert_eq!(read16(&mut pit, 0), 0xFFFF);
+        assert_eq!(pit.take_irq0_edges(), 1);
+        assert_eq!(pit.next_irq0_edge(), None);
+        clock.set(l + t(70_000));
+        assert_eq!(pit.take_irq0_edges(), 0);
+        assert!(out_bit(&mut pit, 0), "no second strobe after wrap");
+    }
+
+    #[test]
+    fn mode5_hardware_triggered_strobe_on_channel2() {
+        let (clock, mut pit) = pit_at(Duration::from_secs(1));
+        pit.write(PORT_B, 1); // gate already high: writing the count is no trigger
+        program(&mut pit, 2, 5, 10);
+        clock.advance(t(50));
+        assert!(out2(&mut pit));
+        pit.write(PORT_B, 0);
+        let g = clock.now();
+        pit.write(PORT_B, 1);
+        assert_eq!(read16(&mut pit, 2), 10);
+        clock.set(g + t(9));
+        assert!(out2(&mut pit));
+        clock.set(g + t(10));
+        assert!(!out2(&mut pit), "strobe at terminal count");
+        clock.set(g + t(11));
+        assert!(out2(&mut pit));
+        // Retriggerable.
+        pit.write(PORT_B, 0);
+        let g2 = clock.now();
+        pit.write(PORT_B, 1);
+        clock.set(g2 + t(10));
+        assert!(!out2(&mut pit));
+    }
+
+    #[test]
+    fn modes_6_and_7_alias_2_and_3() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        program(&mut pit, 1, 6, 4);
+        assert_eq!(
+            status(&mut pit, 1) & 0x0E,
+            6 << 1,
+            "status shows the bits written"
+        );
+        for (k, want) in [4u16, 3, 2, 1, 4].iter().enumerate() {
+            clock.set(t(k as u64));
+            assert_eq!(read16(&mut pit, 1), *want);
+        }
+        clock.set(Duration::from_secs(1));
+        let l = clock.now();
+        program(&mut pit, 1, 7, 4);
+        for (k, want) in [4u16, 2, 4, 2, 4].iter().enumerate() {
+            clock.set(l + t(k as u64));
+            assert_eq!(read16(&mut pit, PIT_CHANNEL1 - PIT_CHANNEL0), *want);
+        }
+    }
+
+    #[test]
+    fn access_mode_lobyte_only() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        pit.write(PIT_COMMAND, 0x14); // ch0, lobyte, mode 2
+        pit.write(PIT_CHANNEL0, 200);
+        clock.set(t(1));
+        // Every read is the low byte; there is no flip-flop.
+        assert_eq!(pit.read(PIT_CHANNEL0), 199);
+        assert_eq!(pit.read(PIT_CHANNEL0), 199);
+        // A second byte is a new count, not a high byte.
+        let l = clock.now();
+        pit.write(PIT_CHANNEL0, 3);
+        clock.set(l + t(1));
+        assert_eq!(pit.read(PIT_CHANNEL0), 2);
+    }
+
+    #[test]
+    fn access_mode_hibyte_only() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        pit.write(PIT_COMMAND, 0x24); // ch0, hibyte, mode 2
+        pit.write(PIT_CHANNEL0, 0x02); // reload 0x0200
+        assert_eq!(pit.read(PIT_CHANNEL0), 0x02);
+        clock.set(t(1)); // 0x01FF
+        assert_eq!(pit.read(PIT_CHANNEL0), 0x01);
+        assert_eq!(pit.read(PIT_CHANNEL0), 0x01);
+    }
+
+    #[test]
+    fn access_mode_lohi_flip_flops() {
+        let (_clock, mut pit) = pit_at(Duration::ZERO);
+        // Channel 2 with its gate low in mode 2 holds the reload: stable reads.
+        pit.write(PIT_COMMAND, 0xB4); // ch2, lohi, mode 2
+        pit.write(PIT_CHANNEL2, 0x34);
+        pit.write(PIT_CHANNEL2, 0x12);
+        assert_eq!(pit.read(PIT_CHANNEL2), 0x34);
+        assert_eq!(pit.read(PIT_CHANNEL2), 0x12);
+        assert_eq!(pit.read(PIT_CHANNEL2), 0x34);
+        // Read flip-flop mid-way; a control word resets it to the low byte.
+        pit.write(PIT_COMMAND, 0xB4);
+        pit.write(PIT_CHANNEL2, 0x78);
+        // Write flip-flop mid-way: a control word resets it as well.
+        pit.write(PIT_COMMAND, 0xB4);
+        pit.write(PIT_CHANNEL2, 0xCD);
+        pit.write(PIT_CHANNEL2, 0xAB);
+        assert_eq!(read16(&mut pit, 2), 0xABCD);
+    }
+
+    #[test]
+    fn counter_latch_holds_value_while_time_passes() {
+        let l = Duration::from_millis(3);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 1000);
+        clock.set(l + t(100));
+        pit.write(PIT_COMMAND, 0x00); // latch channel 0
+        clock.set(l + t(200));
+        pit.write(PIT_COMMAND, 0x00); // ignored: the first latch is unread
+        clock.set(l + t(300));
+        assert_eq!(pit.read(PIT_CHANNEL0), (900 & 0xFF) as u8);
+        clock.set(l + t(400));
+        assert_eq!(pit.read(PIT_CHANNEL0), (900 >> 8) as u8);
+        // The latch is consumed: reads are live again.
+        assert_eq!(read16(&mut pit, 0), 600);
+        // Latching does not disturb the count or the mode.
+        pit.write(PIT_COMMAND, 0x00);
+        assert_eq!(status(&mut pit, 0) & 0x3F, 0x34);
+        assert_eq!(read16(&mut pit, 0), 600);
+    }
+
+    #[test]
+    fn read_back_count_status_and_null_count() {
+        let (clock, mut pit) = pit_at(Duration::from_secs(1));
+        pit.write(PIT_COMMAND, 0x34);
+        let s = status(&mut pit, 0);
+        assert_eq!(s & 0x40, 0x40, "null count after a control word");
+        assert_eq!(s & 0x3F, 0x34, "RW=3, mode 2, binary");
+        pit.write(PIT_CHANNEL0, 0x10);
+        pit.write(PIT_CHANNEL0, 0x27); // 10000
+        let l = clock.now();
+        assert_eq!(
+            status(&mut pit, 0),
+            0xC0 | 0x34,
+            "OUT high, count not yet loaded"
+        );
+        clock.set(l + t(1));
+        assert_eq!(status(&mut pit, 0), 0x80 | 0x34, "loaded after one clock");
+        clock.set(l + t(250));
+        // Count and status of channel 0: status first, then the count.
+        pit.write(PIT_COMMAND, 0xC2);
+        clock.set(l + t(400));
+        assert_eq!(pit.read(PIT_CHANNEL0), 0xB4);
+        assert_eq!(read16(&mut pit, 0), 9750);
+        // Count only.
+        pit.write(PIT_COMMAND, 0xD2);
+        clock.set(l + t(500));
+        assert_eq!(read16(&mut pit, 0), 9600);
+        // Several channels at once; channel 1 and 2 unprogrammed (mode 3).
+        program(&mut pit, 1, 0, 7);
+        pit.write(PIT_COMMAND, 0xEE); // status of channels 0-2
+        assert_eq!(pit.read(PIT_CHANNEL0), 0xB4);
+        assert_eq!(pit.read(PIT_CHANNEL1), 0x70, "mode 0 OUT low, null count");
+        assert_eq!(pit.read(PIT_CHANNEL2) & 0x0E, 3 << 1);
+        // Status latched twice before reading keeps the first.
+        pit.write(PIT_COMMAND, 0xE2);
+        clock.set(l + t(9999));
+        pit.write(PIT_COMMAND, 0xE2);
+        assert_eq!(pit.read(PIT_CHANNEL0) & 0x80, 0x80);
+        assert_eq!(status(&mut pit, 0) & 0x80, 0, "OUT low at count 1");
+        // BCD bit.
+        pit.write(PIT_COMMAND, 0x31);
+        assert_eq!(status(&mut pit, 0) & 0x3F, 0x31);
+    }
+
+    #[test]
+    fn reload_zero_is_65536_and_10000_in_bcd() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        program(&mut pit, 0, 2, 0);
+        assert_eq!(read16(&mut pit, 0), 0);
+        clock.set(t(1));
+        assert_eq!(read16(&mut pit, 0), 0xFFFF);
+        assert_eq!(pit.next_irq0_edge(), Some(t(65536)));
+        clock.set(t(65536));
+        assert_eq!(pit.take_irq0_edges(), 1);
+        let l = Duration::from_secs(1);
+        clock.set(l);
+        // 1 s of an 18.2 Hz timer, 1 edge already taken.
+        assert_eq!(pit.take_irq0_edges(), periodic_edges(l, 65536) - 1);
+        pit.write(PIT_COMMAND, 0x35); // mode 2, BCD
+        pit.write(PIT_CHANNEL0, 0);
+        pit.write(PIT_CHANNEL0, 0);
+        clock.set(l + t(1));
+        assert_eq!(read16(&mut pit, 0), 0x9999);
+        assert_eq!(pit.next_irq0_edge(), Some(l + t(10_000)));
+    }
+
+    #[test]
+    fn bcd_counting_mode0() {
+        let l = Duration::from_millis(9);
+        let (clock, mut pit) = pit_at(l);
+        pit.write(PIT_COMMAND, 0x31); // ch0, lohi, mode 0, BCD
+        pit.write(PIT_CHANNEL0, 0x34);
+        pit.write(PIT_CHANNEL0, 0x12); // 1234 decimal
+        clock.set(l + t(35));
+        assert_eq!(read16(&mut pit, 0), 0x1199);
+        clock.set(l + t(1234));
+        assert_eq!(read16(&mut pit, 0), 0x0000);
+        assert_eq!(pit.take_irq0_edges(), 1);
+        clock.set(l + t(1235));
+        assert_eq!(read16(&mut pit, 0), 0x9999, "BCD wraps to 9999");
+    }
+
+    #[test]
+    fn counts_at_1_193182_mhz() {
+        let l = Duration::from_nanos(123_456_789);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 0); // 65536
+        clock.set(l + Duration::from_secs(1));
+        let expected = 65536 - (1_193_182 % 65536);
+        assert_eq!(u32::from(read16(&mut pit, 0)), expected);
+        clock.set(l + Duration::from_secs(1) - Duration::from_nanos(1));
+        assert_eq!(u32::from(read16(&mut pit, 0)), expected + 1);
+        // No drift over a long time: after exactly 1000 s.
+        clock.set(l + Duration::from_secs(1000));
+        let expected = 65536 - (1_193_182_000u64 % 65536) as u32;
+        assert_eq!(u32::from(read16(&mut pit, 0)), expected);
+    }
+
+    #[test]
+    fn port_b_gate_speaker_refresh_and_out2() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        assert_eq!(
+            pit.read(PORT_B),
+            0x20,
+            "gate low, speaker off, OUT2 idle high"
+        );
+        pit.write(PORT_B, 0xFF);
+        assert_eq!(pit.read(PORT_B) & 0x0F, 0x03, "only bits 0-1 are stored");
+        pit.write(PORT_B, 0x02);
+        assert_eq!(pit.read(PORT_B) & 0x03, 0x02);
+        clock.set(Duration::from_nanos(15_084));
+        assert_eq!(pit.read(PORT_B) & 0x10, 0);
+        clock.set(Duration::from_nanos(15_085));
+        assert_eq!(
+            pit.read(PORT_B) & 0x10,
+            0x10,
+            "refresh toggles every 15.085 us"
+        );
+        clock.set(Duration::from_nanos(30_170));
+        assert_eq!(pit.read(PORT_B) & 0x10, 0);
+        // OUT2 in mode 0 with the gate high: low, then high at terminal count.
+        let l = Duration::from_secs(1);
+        clock.set(l);
+        pit.write(PORT_B, 0x01);
+        program(&mut pit, 2, 0, 10);
+        clock.set(l + t(9));
+        assert_eq!(pit.read(PORT_B) & 0x21, 0x01);
+        clock.set(l + t(10));
+        assert_eq!(pit.read(PORT_B) & 0x21, 0x21);
+        assert_eq!(pit.take_irq0_edges(), 0, "channel 2 is not IRQ0");
+    }
+
+    #[test]
+    fn gate_low_pauses_mode0_and_resumes() {
+        let l = Duration::from_secs(2);
+        let (clock, mut pit) = pit_at(l);
+        pit.write(PORT_B, 1);
+        program(&mut pit, 2, 0, 100);
+        clock.set(l + t(30));
+        pit.write(PORT_B, 0);
+        clock.set(l + t(500));
+        assert_eq!(
+            read16(&mut pit, 2),
+            70,
+            "count frozen while the gate is low"
+        );
+        assert!(!out2(&mut pit));
+        let h = clock.now();
+        pit.write(PORT_B, 1); // resumes, no retrigger in mode 0
+        clock.set(h + t(69));
+        assert_eq!(read16(&mut pit, 2), 1);
+        clock.set(h + t(70));
+        assert!(out2(&mut pit));
+    }
+
+    #[test]
+    fn gate_low_stops_mode2_and_3_and_rising_retriggers() {
+        let l = Duration::from_secs(2);
+        let (clock, mut pit) = pit_at(l);
+        pit.write(PORT_B, 1);
+        program(&mut pit, 2, 2, 10);
+        clock.set(l + t(9));
+        assert!(!out2(&mut pit));
+        pit.write(PORT_B, 0);
+        assert!(out2(&mut pit), "a low gate forces OUT high");
+        clock.set(l + t(100));
+        assert_eq!(read16(&mut pit, 2), 1, "frozen");
+        let h = clock.now();
+        pit.write(PORT_B, 1);
+        assert_eq!(read16(&mut pit, 2), 10, "rising gate reloads");
+        clock.set(h + t(3));
+        assert_eq!(read16(&mut pit, 2), 7);
+        // Mode 3: same.
+        let l = Duration::from_secs(3);
+        clock.set(l);
+        program(&mut pit, 2, 3, 10);
+        clock.set(l + t(6));
+        assert!(!out2(&mut pit));
+        pit.write(PORT_B, 0);
+        assert!(out2(&mut pit));
+        clock.set(l + t(60));
+        assert_eq!(read16(&mut pit, 2), 8);
+        pit.write(PORT_B, 1);
+        assert_eq!(read16(&mut pit, 2), 10);
+    }
+
+    #[test]
+    fn mode0_first_byte_of_lohi_stops_counting() {
+        let l = Duration::from_secs(1);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 0, 100);
+        clock.set(l + t(50));
+        pit.write(PIT_CHANNEL0, 0x20); // first byte of a new count
+        clock.set(l + t(200));
+        assert_eq!(pit.take_irq0_edges(), 0, "terminal count never reached");
+        assert_eq!(pit.next_irq0_edge(), None);
+        assert!(!out_bit(&mut pit, 0));
+        assert_eq!(read16(&mut pit, 0), 50);
+        let h = clock.now();
+        pit.write(PIT_CHANNEL0, 0x00); // 0x0020 = 32
+        assert_eq!(pit.next_irq0_edge(), Some(h + t(32)));
+    }
+
+    #[test]
+    fn take_irq0_edges_exact_over_two_seconds() {
+        let l = Duration::from_nanos(500_000_123);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 1193);
+        clock.set(l + Duration::from_secs(2));
+        let whole = periodic_edges(Duration::from_secs(2), 1193);
+        assert_eq!(whole, 2000);
+        assert_eq!(pit.take_irq0_edges(), whole);
+        // With an arbitrary phase and many small takes: no edge lost or doubled.
+        let l = Duration::from_secs(10);
+        clock.set(l);
+        pit.take_irq0_edges(); // edges owed by the earlier programming
+        program(&mut pit, 0, 2, 1193);
+        let phase = Duration::from_micros(700);
+        clock.set(l + phase);
+        let before = pit.take_irq0_edges();
+        assert_eq!(before, periodic_edges(phase, 1193));
+        let mut total = 0;
+        let end = l + phase + Duration::from_secs(2);
+        while clock.now() < end {
+            clock.advance(Duration::from_nanos(333_331));
+            if clock.now() > end {
+                clock.set(end);
+            }
+            total += pit.take_irq0_edges();
+            if let Some(next) = pit.next_irq0_edge() {
+                assert!(next > clock.now(), "nothing untaken is in the past");
+            }
+        }
+        let expected = periodic_edges(phase + Duration::from_secs(2), 1193) - before;
+        assert_eq!(total, expected);
+        assert!((1999..=2001).contains(&total));
+    }
+
+    #[test]
+    fn one_shot_gives_exactly_one_edge() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        program(&mut pit, 0, 0, 5000);
+        let mut total = 0;
+        for _ in 0..100 {
+            clock.advance(Duration::from_micros(100));
+            total += pit.take_irq0_edges();
+        }
+        assert_eq!(total, 1);
+        assert_eq!(pit.next_irq0_edge(), None);
+    }
+
+    #[test]
+    fn unprogrammed_channel0_never_interrupts() {
+        let (clock, mut pit) = pit_at(Duration::ZERO);
+        assert_eq!(pit.next_irq0_edge(), None);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(pit.take_irq0_edges(), 0);
+        // A control word alone does not start anything either.
+        pit.write(PIT_COMMAND, 0x34);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(pit.next_irq0_edge(), None);
+        assert_eq!(pit.take_irq0_edges(), 0);
+    }
+
+    #[test]
+    fn tiny_reload_is_clamped_to_min_period() {
+        let l = Duration::from_secs(1);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 2);
+        assert_eq!(pit.next_irq0_edge(), Some(l + MIN_IRQ0_PERIOD));
+        clock.set(l + Duration::from_secs(1));
+        assert_eq!(pit.take_irq0_edges(), 10_000);
+        assert_eq!(
+            pit.next_irq0_edge(),
+            Some(l + Duration::from_secs(1) + MIN_IRQ0_PERIOD)
+        );
+        // The guest still reads the real counter.
+        let l = clock.now();
+        program(&mut pit, 0, 2, 2);
+        clock.set(l + t(1));
+        assert_eq!(read16(&mut pit, 0), 1);
+        // Reload 1 (illegal in mode 2) and mode 3 are clamped the same way.
+        program(&mut pit, 0, 2, 1);
+        let l = clock.now();
+        clock.set(l + Duration::from_millis(1));
+        assert_eq!(pit.take_irq0_edges(), 10);
+        program(&mut pit, 0, 3, 3);
+        let l = clock.now();
+        clock.set(l + Duration::from_millis(1));
+        assert_eq!(pit.take_irq0_edges(), 10);
+        // 119 clocks (99.7 us) are clamped, 120 clocks (100.6 us) are not.
+        program(&mut pit, 0, 2, 119);
+        assert_eq!(pit.next_irq0_edge(), Some(clock.now() + MIN_IRQ0_PERIOD));
+        program(&mut pit, 0, 2, 120);
+        assert_eq!(pit.next_irq0_edge(), Some(clock.now() + t(120)));
+    }
+
+    #[test]
+    fn reprogramming_keeps_untaken_edges() {
+        let l = Duration::from_secs(1);
+        let (clock, mut pit) = pit_at(l);
+        program(&mut pit, 0, 2, 1193);
+        clock.set(l + t(1193 * 3 + 500));
+        program(&mut pit, 0, 2, 2386);
+        let l2 = clock.now();
+        assert_eq!(
+            pit.next_irq0_edge(),
+            Some(l + t(1193)),
+            "past edge still owed"
+        );
+        assert_eq!(pit.take_irq0_edges(), 3);
+        assert_eq!(pit.next_irq0_edge(), Some(l2 + t(2386)));
+        // A control word stopping the channel keeps owed edges too.
+        clock.set(l2 + t(2386));
+        pit.write(PIT_COMMAND, 0x30);
+        assert_eq!(pit.next_irq0_edge(), Some(l2 + t(2386)));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(pit.take_irq0_edges(), 1);
+        assert_eq!(pit.next_irq0_edge(), None);
+        // A new count without a control word (mode 2 reloads at once).
+        program(&mut pit, 0, 2, 1193);
+        let l3 = clock.now();
+        clock.set(l3 + t(1193 * 2 + 5));
+        pit.write(PIT_CHANNEL0, 0x00);
+        pit.write(PIT_CHANNEL0, 0x10);
+        let l4 = clock.now();
+        assert_eq!(pit.next_irq0_edge(), Some(l3 + t(1193)));
+        assert_eq!(pit.take_irq0_edges(), 2);
+        assert_eq!(pit.next_irq0_edge(), Some(l4 + t(0x1000)));
+    }
+
+    #[test]
+    fn clock_going_backwards_is_harmless() {
+        let (clock, mut pit) = pit_at(Duration::from_secs(5));
+        program(&mut pit, 0, 2, 1193);
+        clock.set(Duration::from_secs(6));
+        let n = pit.take_irq0_edges();
+        assert!(n > 0);
+        clock.set(Duration::from_secs(1));
+        assert_eq!(pit.take_irq0_edges(), 0);
+        assert_eq!(read16(&mut pit, 0), 1193);
+        clock.set(Duration::from_secs(6));
+        assert_eq!(pit.take_irq0_edges(), 0, "no edge counted twice");
+    }
+
+    #[test]
+    fn garbage_input_never_panics() {
+        // xorshift64: deterministic, no dependency.
+        let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let ports = [0x40u16, 0x41, 0x42, 0x43, 0x61, 0x60, 0xFFFF, 0];
+        for round in 0..4 {
+            let (clock, mut pit) = pit_at(Duration::from_nanos(rnd() >> (8 * round)));
+            for _ in 0..50_000 {
+                let r = rnd();
+                let port = ports[(r % ports.len() as u64) as usize];
+                let value = (r >> 8) as u8;
+                if r & 0x1_0000 != 0 {
+                    pit.write(port, value);
+                } else {
+                    pit.read(port);
+                }
+                match (r >> 20) % 16 {
+                    0 => clock.advance(Duration::from_nanos(rnd() % 10_000_000_000)),
+                    1 if round == 3 => clock.set(Duration::from_nanos(rnd())),
+                    _ => clock.advance(Duration::from_nanos(rnd() % 5_000)),
+                }
+                let next = pit.next_irq0_edge();
+                let taken = pit.take_irq0_edges();
+                if round < 3 {
+                    // Monotonic time: an owed edge in the past is delivered,
+                    // and after taking, nothing untaken lies in the past.
+                    if next.is_some_and(|n| n <= clock.now()) {
+                        assert!(taken >= 1);
+                    }
+                    if let Some(n) = pit.next_irq0_edge() {
+                        assert!(n > clock.now());
+                    }
+                }
+                let _ = pit.out(usize::from(value));
+            }
+        }
+        // Extreme clock values.
+        let (clock, mut pit) = pit_at(Duration::MAX);
+        program(&mut pit, 0, 2, 2);
+        let _ = pit.next_irq0_edge();
+        clock.set(Duration::ZERO);
+        let _ = pit.read(PIT_CHANNEL0);
+        let _ = pit.take_irq0_edges();
     }
 }
