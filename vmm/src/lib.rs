@@ -2,5 +2,9 @@
 //!
 //! The device models in [`devices`] are plain deterministic state machines
 //! (no I/O, no threads, the clock injected) so they can be unit-tested and
-//! fuzzed; the machine wires them to KVM.
+//! fuzzed; the machine in [`vm`] wires them to KVM through the port [`bus`].
+pub mod bus;
 pub mod devices;
+pub mod vm;
+
+pub use vm::{ExitReason, RunReport, SerialTap, Vm, VmConfig, VmExit, VmHandle};

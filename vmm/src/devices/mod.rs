@@ -1,4 +1,6 @@
 //! Legacy PC device models.
+pub mod debug_exit;
 pub mod i8042;
 pub mod pic;
 pub mod pit;
+pub mod serial;

@@ -1,0 +1,121 @@
+//! COM1: a 16550A UART (`vm-superio`) whose output goes to stdout and to a
+//! [`SerialTap`], and whose interrupt is latched for the machine to route.
+//!
+//! `vm-superio` signals its interrupt through a [`Trigger`]; ours only sets a
+//! flag. The machine takes the flag after every port access and pulses IRQ4
+//! on the PIC, so this device stays a plain state machine.
+use std::convert::Infallible;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use vm_superio::{Serial, Trigger};
+
+use crate::vm::SerialTap;
+
+/// A [`Trigger`] that records that the UART raised its interrupt.
+#[derive(Debug, Clone, Default)]
+pub struct IrqLatch(Arc<AtomicBool>);
+
+impl Trigger for IrqLatch {
+    type E = Infallible;
+
+    fn trigger(&self) -> Result<(), Infallible> {
+        self.0.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Where transmitted bytes go: the process's stdout (each byte written and
+/// flushed as it comes, so interactive output is never held back) and the tap.
+pub struct SerialOutput {
+    stdout: Option<io::Stdout>,
+    tap: SerialTap,
+}
+
+impl Write for SerialOutput {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.tap.push(data);
+        if let Some(stdout) = &mut self.stdout {
+            // A closed stdout must not stop the guest: the tap still has it.
+            if let Err(error) = stdout.write_all(data) {
+                log::debug!("serial: stdout write failed: {error}");
+                self.stdout = None;
+            }
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(stdout) = &mut self.stdout {
+            if stdout.flush().is_err() {
+                self.stdout = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The COM1 UART.
+pub struct Com1 {
+    uart: Serial<IrqLatch, vm_superio::serial::NoEvents, SerialOutput>,
+    irq: IrqLatch,
+}
+
+impl Com1 {
+    /// A UART in its reset state. With `to_stdout` false, output goes only to
+    /// `tap` (for embedding the VMM where stdout belongs to someone else).
+    pub fn new(tap: SerialTap, to_stdout: bool) -> Self {
+        let irq = IrqLatch::default();
+        let out = SerialOutput {
+            stdout: to_stdout.then(io::stdout),
+            tap,
+        };
+        Self {
+            uart: Serial::new(irq.clone(), out),
+            irq,
+        }
+    }
+
+    /// Guest read of register `offset` (0-7).
+    pub fn read(&mut self, offset: u8) -> u8 {
+        self.uart.read(offset)
+    }
+
+    /// Guest write of register `offset` (0-7).
+    pub fn write(&mut self, offset: u8, value: u8) {
+        // Our trigger and writer never fail.
+        if let Err(error) = self.uart.write(offset, value) {
+            log::debug!("serial: write {offset}={value:#04x}: {error:?}");
+        }
+    }
+
+    /// Whether the UART raised its interrupt since the last call.
+    pub fn take_irq(&mut self) -> bool {
+        self.irq.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn transmitted_bytes_reach_the_tap_and_raise_thre_interrupt() {
+        let tap = SerialTap::new();
+        let mut com1 = Com1::new(tap.clone(), false);
+        com1.write(1, 0x02); // IER: transmitter holding register empty
+        assert!(com1.take_irq());
+        assert!(!com1.take_irq());
+        // Reading IIR acknowledges THRE, so the next transmission raises it again.
+        assert_eq!(com1.read(2) & 0x0f, 0x02);
+        for byte in b"hi\n" {
+            com1.write(0, *byte);
+        }
+        assert_eq!(tap.wait_for(0, b"hi\n", Duration::ZERO), Ok(3));
+        assert!(com1.take_irq());
+        // Line status: transmitter empty.
+        assert_ne!(com1.read(5) & 0x20, 0);
+    }
+}

@@ -1,0 +1,472 @@
+//! PVH boot: checks and loads the kernel ELF, then writes the boot
+//! information the PVH ABI defines (`hvm_start_info`, the E820-style memory
+//! map and the command line) into guest memory.
+//!
+//! Only the ELF and PVH standards are relied on: the kernel's `PT_LOAD`
+//! segments are loaded at their physical addresses and the entry point is the
+//! `XEN_ELFNOTE_PHYS32_ENTRY` note (type 18, name "Xen") of any `PT_NOTE`
+//! segment. See <https://xenbits.xen.org/docs/unstable/misc/pvh.html>.
+use std::io::Cursor;
+use std::ops::Range;
+
+use linux_loader::loader::elf::{Elf, PvhBootCapability};
+use linux_loader::loader::KernelLoader;
+use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::memory::{self, MemoryLayout};
+
+/// Guest-physical address of the boot GDT (4 descriptors).
+pub const GDT_ADDR: u64 = 0x500;
+/// Guest-physical address of `hvm_start_info`.
+pub const START_INFO_ADDR: u64 = 0x6000;
+/// Guest-physical address of the memory map (right after `hvm_start_info`).
+pub const MEMMAP_ADDR: u64 = START_INFO_ADDR + 0x40;
+/// Guest-physical address of the NUL-terminated command line.
+pub const CMDLINE_ADDR: u64 = 0x2_0000;
+/// Longest command line accepted, in bytes, without the terminating NUL.
+pub const CMDLINE_MAX: usize = 4095;
+
+/// Guest memory the VMM writes boot data to; the kernel may not load there.
+const BOOT_DATA: [Range<u64>; 3] = [
+    GDT_ADDR..GDT_ADDR + 0x20,
+    START_INFO_ADDR..START_INFO_ADDR + 0x1000,
+    CMDLINE_ADDR..CMDLINE_ADDR + CMDLINE_MAX as u64 + 1,
+];
+
+/// `hvm_start_info.magic`.
+const XEN_HVM_START_MAGIC: u32 = 0x336e_c578;
+/// E820 type of usable RAM.
+const E820_RAM: u32 = 1;
+/// E820 type of reserved memory.
+const E820_RESERVED: u32 = 2;
+/// ELF note type of the PVH 32-bit entry point.
+const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+
+/// Why a kernel cannot be booted.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The file does not start with the ELF magic.
+    #[error("not an ELF file")]
+    NotElf,
+    /// A header or segment extends past the end of the file.
+    #[error("truncated ELF: {0} extends past the end of the file")]
+    Truncated(&'static str),
+    /// An ELF, but not one for this machine.
+    #[error("unsupported ELF: {0}")]
+    Unsupported(&'static str),
+    /// No `PT_NOTE` segment holds a Xen `PHYS32_ENTRY` note.
+    #[error("no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) in the ELF: not a PVH kernel")]
+    NoPvhNote,
+    /// A segment lies outside guest RAM.
+    #[error(
+        "the kernel does not fit in memory: segment {start:#x}-{end:#x} is outside guest RAM \
+         (0-0x9ffff and 0x100000-{ram_end:#x}); try a larger --memory"
+    )]
+    DoesNotFit {
+        /// First byte of the segment.
+        start: u64,
+        /// Byte after the segment.
+        end: u64,
+        /// Byte after the end of RAM.
+        ram_end: u64,
+    },
+    /// A segment overlaps the VMM's boot data.
+    #[error("the kernel segment {start:#x}-{end:#x} overlaps the boot data at {boot:#x}")]
+    OverlapsBootData {
+        /// First byte of the segment.
+        start: u64,
+        /// Byte after the segment.
+        end: u64,
+        /// Start of the boot data it overlaps.
+        boot: u64,
+    },
+    /// The command line is longer than [`CMDLINE_MAX`].
+    #[error("the kernel command line is {0} bytes long; the limit is {CMDLINE_MAX}")]
+    CmdlineTooLong(usize),
+    /// The command line contains a NUL byte.
+    #[error("the kernel command line contains a NUL byte")]
+    CmdlineNul,
+    /// `linux-loader` rejected the image.
+    #[error("cannot load the kernel: {0}")]
+    Load(#[from] linux_loader::loader::Error),
+    /// Writing boot data to guest memory failed.
+    #[error("cannot write boot data to guest memory: {0}")]
+    Memory(#[from] vm_memory::GuestMemoryError),
+}
+
+/// What [`inspect`] learnt from an ELF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfInfo {
+    /// The PVH entry point (physical, 32-bit).
+    pub pvh_entry: u32,
+    /// Physical ranges of the loadable segments (`p_paddr`, `p_memsz`).
+    pub segments: Vec<Range<u64>>,
+}
+
+fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        bytes.get(offset..offset + 2)?.try_into().ok()?,
+    ))
+}
+fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        bytes.get(offset..offset + 4)?.try_into().ok()?,
+    ))
+}
+fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        bytes.get(offset..offset + 8)?.try_into().ok()?,
+    ))
+}
+
+/// Checks that `elf` is a little-endian x86-64 ELF whose segments are all in
+/// the file, and finds its loadable segments and PVH entry point.
+///
+/// Every `PT_NOTE` segment is searched (`linux-loader` keeps the result of
+/// the last one only).
+pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
+    if elf.len() < 4 || &elf[..4] != b"\x7fELF" {
+        return Err(BootError::NotElf);
+    }
+    const EHDR_SIZE: usize = 64;
+    const PHDR_SIZE: usize = 56;
+    if elf.len() < EHDR_SIZE {
+        return Err(BootError::Truncated("the ELF header"));
+    }
+    if elf[4] != 2 {
+        return Err(BootError::Unsupported("not a 64-bit ELF (ELFCLASS64)"));
+    }
+    if elf[5] != 1 {
+        return Err(BootError::Unsupported("not little-endian"));
+    }
+    let header = |offset| u16_at(elf, offset).ok_or(BootError::Truncated("the ELF header"));
+    if header(18)? != 62 {
+        return Err(BootError::Unsupported(
+            "not an x86-64 executable (EM_X86_64)",
+        ));
+    }
+    let phoff = u64_at(elf, 32).ok_or(BootError::Truncated("the ELF header"))?;
+    let phentsize = usize::from(header(54)?);
+    let phnum = usize::from(header(56)?);
+    if phnum > 0 && phentsize < PHDR_SIZE {
+        return Err(BootError::Unsupported(
+            "program header entries are too small",
+        ));
+    }
+
+    let mut segments = Vec::new();
+    let mut pvh_entry = None;
+    for index in 0..phnum {
+        let ph = usize::try_from(phoff)
+            .ok()
+            .and_then(|phoff| phoff.checked_add(index.checked_mul(phentsize)?))
+            .and_then(|start| elf.get(start..start.checked_add(PHDR_SIZE)?))
+            .ok_or(BootError::Truncated("the program header table"))?;
+        let field = |offset| u64_at(ph, offset).unwrap_or_default();
+        let p_type = u32_at(ph, 0).unwrap_or_default();
+        let (p_offset, p_paddr, p_filesz, p_memsz) = (field(8), field(24), field(32), field(40));
+        let file_range = usize::try_from(p_offset)
+            .ok()
+            .zip(usize::try_from(p_filesz).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+            .filter(|range| range.end <= elf.len())
+            .ok_or(BootError::Truncated("a segment"))?;
+        match p_type {
+            PT_LOAD if p_memsz > 0 => {
+                if p_filesz > p_memsz {
+                    return Err(BootError::Unsupported(
+                        "a segment's file size exceeds its memory size",
+                    ));
+                }
+                let end = p_paddr.checked_add(p_memsz).ok_or(BootError::Unsupported(
+                    "a segment wraps around the address space",
+                ))?;
+                segments.push(p_paddr..end);
+            }
+            PT_NOTE => {
+                if let Some(entry) = find_pvh_note(&elf[file_range]) {
+                    pvh_entry.get_or_insert(entry);
+                }
+            }
+            _ => {}
+        }
+    }
+    if segments.is_empty() {
+        return Err(BootError::Unsupported("no loadable segment"));
+    }
+    let pvh_entry = pvh_entry.ok_or(BootError::NoPvhNote)?;
+    Ok(ElfInfo {
+        pvh_entry,
+        segments,
+    })
+}
+
+/// The entry point in a Xen `PHYS32_ENTRY` note among `notes`, if any.
+fn find_pvh_note(mut notes: &[u8]) -> Option<u32> {
+    while notes.len() >= 12 {
+        let namesz = u32_at(notes, 0)? as usize;
+        let descsz = u32_at(notes, 4)? as usize;
+        let kind = u32_at(notes, 8)?;
+        let name_end = 12usize.checked_add(namesz.checked_next_multiple_of(4)?)?;
+        let desc_end = name_end.checked_add(descsz)?;
+        let name = notes.get(12..12 + namesz)?;
+        let desc = notes.get(name_end..desc_end)?;
+        if kind == XEN_ELFNOTE_PHYS32_ENTRY && name == b"Xen\0" && descsz >= 4 {
+            return u32_at(desc, 0);
+        }
+        let next = name_end.checked_add(descsz.checked_next_multiple_of(4)?)?;
+        notes = notes.get(next..)?;
+    }
+    None
+}
+
+/// Checks that every segment lies in guest RAM and clear of the boot data.
+pub fn check_placement(info: &ElfInfo, layout: &MemoryLayout) -> Result<(), BootError> {
+    for segment in &info.segments {
+        let (start, end) = (segment.start, segment.end);
+        if !layout.ram_contains(segment) {
+            return Err(BootError::DoesNotFit {
+                start,
+                end,
+                ram_end: layout.ram_end(),
+            });
+        }
+        if let Some(boot) = BOOT_DATA.iter().find(|b| b.start < end && start < b.end) {
+            return Err(BootError::OverlapsBootData {
+                start,
+                end,
+                boot: boot.start,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `struct hvm_start_info` of the PVH ABI (version 1).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct HvmStartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+// SAFETY: plain integers, `repr(C)` without padding (56 bytes).
+unsafe impl ByteValued for HvmStartInfo {}
+
+/// `struct hvm_memmap_table_entry` of the PVH ABI.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct HvmMemmapEntry {
+    addr: u64,
+    size: u64,
+    kind: u32,
+    reserved: u32,
+}
+
+// SAFETY: plain integers, `repr(C)` without padding (24 bytes).
+unsafe impl ByteValued for HvmMemmapEntry {}
+
+/// Where the vCPU starts: the values of the PVH entry state that vary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootEntry {
+    /// `EIP`: the PVH entry point.
+    pub entry: u32,
+    /// `EBX`: the physical address of `hvm_start_info`.
+    pub start_info: u32,
+}
+
+/// Loads `elf` into `mem` and writes the PVH boot information.
+pub fn load(
+    mem: &GuestMemoryMmap,
+    layout: &MemoryLayout,
+    elf: &[u8],
+    cmdline: &str,
+) -> Result<BootEntry, BootError> {
+    if cmdline.len() > CMDLINE_MAX {
+        return Err(BootError::CmdlineTooLong(cmdline.len()));
+    }
+    if cmdline.contains('\0') {
+        return Err(BootError::CmdlineNul);
+    }
+    let info = inspect(elf)?;
+    check_placement(&info, layout)?;
+
+    // No kernel offset: with one, linux-loader ignores the PVH note.
+    let loaded = Elf::load(mem, None, &mut Cursor::new(elf), None)?;
+    let entry = match loaded.pvh_boot_cap {
+        PvhBootCapability::PvhEntryPresent(address) => {
+            u32::try_from(address.0).map_err(|_| BootError::NoPvhNote)?
+        }
+        // linux-loader reports only the last PT_NOTE; ours saw them all.
+        _ => info.pvh_entry,
+    };
+
+    let mut with_nul = Vec::with_capacity(cmdline.len() + 1);
+    with_nul.extend_from_slice(cmdline.as_bytes());
+    with_nul.push(0);
+    mem.write_slice(&with_nul, GuestAddress(CMDLINE_ADDR))?;
+
+    let map = layout.e820();
+    for (index, &(addr, size, ram)) in map.iter().enumerate() {
+        let entry = HvmMemmapEntry {
+            addr,
+            size,
+            kind: if ram { E820_RAM } else { E820_RESERVED },
+            reserved: 0,
+        };
+        let at = MEMMAP_ADDR + (index * std::mem::size_of::<HvmMemmapEntry>()) as u64;
+        mem.write_obj(entry, GuestAddress(at))?;
+    }
+    let start_info = HvmStartInfo {
+        magic: XEN_HVM_START_MAGIC,
+        version: 1,
+        cmdline_paddr: CMDLINE_ADDR,
+        memmap_paddr: MEMMAP_ADDR,
+        memmap_entries: map.len() as u32,
+        ..Default::default()
+    };
+    mem.write_obj(start_info, GuestAddress(START_INFO_ADDR))?;
+    Ok(BootEntry {
+        entry,
+        start_info: START_INFO_ADDR as u32,
+    })
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<HvmStartInfo>() == 56);
+    assert!(std::mem::size_of::<HvmMemmapEntry>() == 24);
+    assert!(MEMMAP_ADDR + 3 * 24 <= START_INFO_ADDR + 0x1000);
+    assert!(CMDLINE_ADDR + CMDLINE_MAX as u64 + 1 <= memory::LOW_RAM_END);
+};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal ELF64 for x86-64: one PT_LOAD of `code` at `load`, and the
+    /// given notes segments (each a list of `(name, type, desc)`).
+    pub(crate) fn build_elf(load: u64, code: &[u8], notes: &[&[(&[u8], u32, &[u8])]]) -> Vec<u8> {
+        let phnum = 1 + notes.len();
+        let mut note_blobs = Vec::new();
+        for segment in notes {
+            let mut blob = Vec::new();
+            for (name, kind, desc) in *segment {
+                blob.extend_from_slice(&(name.len() as u32).to_le_bytes());
+                blob.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+                blob.extend_from_slice(&kind.to_le_bytes());
+                blob.extend_from_slice(name);
+                blob.resize(blob.len().next_multiple_of(4), 0);
+                blob.extend_from_slice(desc);
+                blob.resize(blob.len().next_multiple_of(4), 0);
+            }
+            note_blobs.push(blob);
+        }
+        let mut elf = vec![0u8; 64 + 56 * phnum];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[4] = 2; // ELFCLASS64
+        elf[5] = 1; // little-endian
+        elf[6] = 1; // EV_CURRENT
+        elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        elf[20..24].copy_from_slice(&1u32.to_le_bytes());
+        elf[24..32].copy_from_slice(&load.to_le_bytes()); // e_entry
+        elf[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        elf[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        elf[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        elf[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+        let mut phdr = |index: usize, kind: u32, offset: usize, addr: u64, size: usize| {
+            let ph = &mut elf[64 + 56 * index..][..56];
+            ph[0..4].copy_from_slice(&kind.to_le_bytes());
+            ph[4..8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+            ph[8..16].copy_from_slice(&(offset as u64).to_le_bytes());
+            ph[16..24].copy_from_slice(&addr.to_le_bytes());
+            ph[24..32].copy_from_slice(&addr.to_le_bytes());
+            ph[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            ph[40..48].copy_from_slice(&(size as u64).to_le_bytes());
+            ph[48..56].copy_from_slice(&4u64.to_le_bytes());
+        };
+        let mut offset = 64 + 56 * phnum;
+        phdr(0, PT_LOAD, offset, load, code.len());
+        offset += code.len();
+        for (i, blob) in note_blobs.iter().enumerate() {
+            phdr(1 + i, PT_NOTE, offset, 0, blob.len());
+            offset += blob.len();
+        }
+        elf.extend_from_slice(code);
+        for blob in &note_blobs {
+            elf.extend_from_slice(blob);
+        }
+        elf
+    }
+
+    fn pvh_note(entry: u32) -> (&'static [u8], u32, Vec<u8>) {
+        (
+            b"Xen\0",
+            XEN_ELFNOTE_PHYS32_ENTRY,
+            entry.to_le_bytes().to_vec(),
+        )
+    }
+
+    #[test]
+    fn finds_the_pvh_entry_in_any_note_segment() {
+        let (name, kind, desc) = pvh_note(0x10_0000);
+        let gnu: (&[u8], u32, &[u8]) = (b"GNU\0", 3, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let elf = build_elf(0x10_0000, &[0xf4], &[&[(name, kind, &desc)], &[gnu]]);
+        let info = inspect(&elf).unwrap();
+        assert_eq!(info.pvh_entry, 0x10_0000);
+        assert_eq!(info.segments, vec![0x10_0000..0x10_0001]);
+    }
+
+    #[test]
+    fn rejects_bad_images() {
+        assert!(matches!(inspect(b"#!/bin/sh\n"), Err(BootError::NotElf)));
+        assert!(matches!(inspect(b""), Err(BootError::NotElf)));
+        let (name, kind, desc) = pvh_note(0x10_0000);
+        let elf = build_elf(0x10_0000, &[0xf4; 64], &[&[(name, kind, &desc)]]);
+        for cut in [10, 63, 100, elf.len() - 1] {
+            assert!(
+                matches!(inspect(&elf[..cut]), Err(BootError::Truncated(_))),
+                "cut at {cut}"
+            );
+        }
+        let gnu: (&[u8], u32, &[u8]) = (b"GNU\0", 3, &[0; 4]);
+        let no_pvh = build_elf(0x10_0000, &[0xf4], &[&[gnu]]);
+        assert!(matches!(inspect(&no_pvh), Err(BootError::NoPvhNote)));
+        let mut elf32 = elf.clone();
+        elf32[4] = 1;
+        assert!(matches!(inspect(&elf32), Err(BootError::Unsupported(_))));
+    }
+
+    #[test]
+    fn placement_checks_ram_and_boot_data() {
+        let layout = MemoryLayout::new(16).unwrap();
+        let info = |range: Range<u64>| ElfInfo {
+            pvh_entry: 0,
+            segments: vec![range],
+        };
+        assert!(check_placement(&info(0x10_0000..0x20_0000), &layout).is_ok());
+        assert!(check_placement(&info(0x8000..0x9000), &layout).is_ok());
+        assert!(matches!(
+            check_placement(&info(0x10_0000..0x100_0001), &layout),
+            Err(BootError::DoesNotFit { .. })
+        ));
+        assert!(matches!(
+            check_placement(&info(0x9_f000..0x10_1000), &layout),
+            Err(BootError::DoesNotFit { .. })
+        ));
+        assert!(matches!(
+            check_placement(&info(0x6000..0x6001), &layout),
+            Err(BootError::OverlapsBootData { .. })
+        ));
+    }
+}

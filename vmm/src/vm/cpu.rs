@@ -1,0 +1,163 @@
+//! vCPU configuration: CPUID and the PVH entry register state.
+use kvm_bindings::{kvm_regs, kvm_segment, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuFd};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::boot::{BootEntry, GDT_ADDR};
+
+/// CPUID.1:ECX bit: x2APIC.
+const CPUID1_ECX_X2APIC: u32 = 1 << 21;
+/// CPUID.1:ECX bit: TSC deadline timer (a local APIC feature).
+const CPUID1_ECX_TSC_DEADLINE: u32 = 1 << 24;
+/// CPUID.1:EDX bit: on-chip local APIC.
+const CPUID1_EDX_APIC: u32 = 1 << 9;
+
+/// CR0.PE: protected mode.
+const CR0_PE: u64 = 1 << 0;
+/// CR0.ET: extension type (always 1 on 486 and later).
+const CR0_ET: u64 = 1 << 4;
+
+/// Gives the vCPU what KVM supports, minus the local APIC: this machine has
+/// none (no in-kernel irqchip), so advertising one would be a lie.
+pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
+    let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)?;
+    for entry in cpuid.as_mut_slice() {
+        if entry.function == 1 {
+            entry.ecx &= !(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE);
+            entry.edx &= !CPUID1_EDX_APIC;
+            // Initial APIC ID (bits 31:24) of our single vCPU.
+            entry.ebx &= 0x00ff_ffff;
+        }
+    }
+    vcpu.set_cpuid2(&cpuid)
+}
+
+/// A flat 4 GiB segment descriptor (`type_`: 0xb code, 0x3 data).
+fn flat_segment(selector: u16, type_: u8) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_,
+        present: 1,
+        dpl: 0,
+        db: 1,
+        s: 1,
+        l: 0,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+/// The 8-byte GDT descriptor encoding of `segment`.
+fn gdt_entry(segment: &kvm_segment) -> u64 {
+    let base = segment.base;
+    let limit = if segment.g != 0 {
+        u64::from(segment.limit >> 12)
+    } else {
+        u64::from(segment.limit)
+    };
+    let access = u64::from(segment.type_ & 0xf)
+        | u64::from(segment.s & 1) << 4
+        | u64::from(segment.dpl & 3) << 5
+        | u64::from(segment.present & 1) << 7;
+    let flags = u64::from(segment.avl & 1)
+        | u64::from(segment.l & 1) << 1
+        | u64::from(segment.db & 1) << 2
+        | u64::from(segment.g & 1) << 3;
+    (limit & 0xffff)
+        | (base & 0xff_ffff) << 16
+        | access << 40
+        | ((limit >> 16) & 0xf) << 48
+        | flags << 52
+        | ((base >> 24) & 0xff) << 56
+}
+
+/// Puts the vCPU in the state the PVH ABI defines at the entry point:
+/// 32-bit protected mode, paging off, flat 4 GiB `CS` (read/execute) and
+/// `DS`/`ES`/`FS`/`GS`/`SS` (read/write), a 32-bit TSS in `TR`, `EFLAGS` with
+/// only the reserved bit 1 set (interrupts off), `EBX` = the `hvm_start_info`
+/// address. The descriptors are also written to a GDT in guest memory so a
+/// kernel reloading a selector before installing its own GDT stays flat.
+pub fn configure_pvh_entry(
+    vcpu: &VcpuFd,
+    mem: &GuestMemoryMmap,
+    boot: BootEntry,
+) -> Result<(), SetupError> {
+    let code = flat_segment(0x08, 0xb);
+    let data = flat_segment(0x10, 0x3);
+    let tss = kvm_segment {
+        limit: 0x67,
+        selector: 0x18,
+        type_: 0xb,
+        s: 0,
+        db: 0,
+        g: 0,
+        ..code
+    };
+    let gdt = [0, gdt_entry(&code), gdt_entry(&data), gdt_entry(&tss)];
+    for (index, descriptor) in gdt.iter().enumerate() {
+        mem.write_obj(*descriptor, GuestAddress(GDT_ADDR + 8 * index as u64))
+            .map_err(SetupError::Memory)?;
+    }
+
+    let mut sregs = vcpu.get_sregs().map_err(SetupError::Kvm)?;
+    sregs.cs = code;
+    sregs.ds = data;
+    sregs.es = data;
+    sregs.fs = data;
+    sregs.gs = data;
+    sregs.ss = data;
+    sregs.tr = tss;
+    sregs.gdt.base = GDT_ADDR;
+    sregs.gdt.limit = (gdt.len() * 8 - 1) as u16;
+    sregs.idt.base = 0;
+    sregs.idt.limit = 0;
+    sregs.cr0 = CR0_PE | CR0_ET;
+    sregs.cr3 = 0;
+    sregs.cr4 = 0;
+    sregs.efer = 0;
+    vcpu.set_sregs(&sregs).map_err(SetupError::Kvm)?;
+
+    let regs = kvm_regs {
+        rip: u64::from(boot.entry),
+        rbx: u64::from(boot.start_info),
+        rflags: 0x2,
+        ..Default::default()
+    };
+    vcpu.set_regs(&regs).map_err(SetupError::Kvm)
+}
+
+/// Why the vCPU could not be put in its entry state.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A KVM register ioctl failed.
+    #[error("cannot set the vCPU registers: {0}")]
+    Kvm(kvm_ioctls::Error),
+    /// The GDT could not be written.
+    #[error("cannot write the boot GDT: {0}")]
+    Memory(vm_memory::GuestMemoryError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gdt_entries_match_the_classic_encodings() {
+        assert_eq!(gdt_entry(&flat_segment(0x08, 0xb)), 0x00cf_9b00_0000_ffff);
+        assert_eq!(gdt_entry(&flat_segment(0x10, 0x3)), 0x00cf_9300_0000_ffff);
+        let code = flat_segment(0x08, 0xb);
+        let tss = kvm_segment {
+            limit: 0x67,
+            type_: 0xb,
+            s: 0,
+            db: 0,
+            g: 0,
+            ..code
+        };
+        assert_eq!(gdt_entry(&tss), 0x0000_8b00_0000_0067);
+    }
+}

@@ -1,0 +1,130 @@
+//! [`VmHandle`]: controls a running VM from other threads (keyboard input,
+//! keystroke scripts, the QMP server, timeouts).
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::state::{ExitReason, Shared, VmExit};
+use super::SerialTap;
+
+/// A cheap, clonable handle on a VM. Every method is safe to call from any
+/// thread at any time, also before [`super::Vm::run`] and after the VM stopped
+/// (then it does nothing or returns at once).
+#[derive(Clone)]
+pub struct VmHandle {
+    shared: Arc<Shared>,
+}
+
+impl VmHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Queues a PS/2 key event: `set2_code` is the scancode set 2 make code
+    /// (`0xE0xx` for extended keys), `down` tells press from release. The
+    /// keyboard delivers the bytes as the guest reads them; nothing is lost.
+    pub fn key_event(&self, set2_code: u16, down: bool) {
+        let mut state = self.shared.lock();
+        if state.exit.is_some() {
+            return;
+        }
+        state.devices.i8042.key_event(set2_code, down);
+        self.shared.after_host_event(&mut state);
+    }
+
+    /// Waits until the guest has read every queued keyboard byte. Returns
+    /// false on timeout, or when the VM stops first.
+    pub fn wait_input_drained(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = self.shared.lock();
+        loop {
+            if !state.devices.keyboard_input_pending() {
+                return true;
+            }
+            if state.exit.is_some() {
+                return false;
+            }
+            let remaining = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(remaining) if !remaining.is_zero() => remaining,
+                    _ => return false,
+                },
+                None => Duration::from_secs(3600),
+            };
+            state = self
+                .shared
+                .events
+                .wait_timeout(state, remaining)
+                .unwrap_or_else(|poison| poison.into_inner())
+                .0;
+        }
+    }
+
+    /// The guest's serial output (COM1), waitable.
+    pub fn serial_output(&self) -> SerialTap {
+        self.shared.tap.clone()
+    }
+
+    /// Stops running guest code (QMP `stop`): the vCPU parks outside
+    /// `KVM_RUN`, timer ticks are discarded until [`VmHandle::resume`].
+    pub fn pause(&self) {
+        let mut state = self.shared.lock();
+        if !state.paused {
+            state.paused = true;
+            self.shared.wake_vcpu(&state);
+            self.shared.wake_timer();
+        }
+    }
+
+    /// Resumes a paused VM (QMP `cont`).
+    pub fn resume(&self) {
+        let mut state = self.shared.lock();
+        if state.paused {
+            state.paused = false;
+            self.shared.vcpu_wake.notify_all();
+            self.shared.wake_timer();
+        }
+    }
+
+    /// Whether the VM is paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared.lock().paused
+    }
+
+    /// Stops the VM: [`super::Vm::run`] returns promptly with `status`
+    /// (unless the VM already stopped for another reason).
+    pub fn shutdown(&self, status: i32) {
+        let mut state = self.shared.lock();
+        self.shared.request_exit(
+            &mut state,
+            VmExit {
+                status,
+                reason: ExitReason::Host,
+            },
+        );
+    }
+
+    /// How the VM stopped, if it has.
+    pub fn exit_state(&self) -> Option<VmExit> {
+        self.shared.lock().exit.clone()
+    }
+
+    /// Waits until the VM stops.
+    pub fn wait_exit(&self) -> VmExit {
+        loop {
+            if let Some(exit) = self.wait_exit_timeout(Duration::from_secs(3600)) {
+                return exit;
+            }
+        }
+    }
+
+    /// Waits until the VM stops, at most `timeout`.
+    pub fn wait_exit_timeout(&self, timeout: Duration) -> Option<VmExit> {
+        let state = self.shared.lock();
+        let (state, _) = self
+            .shared
+            .events
+            .wait_timeout_while(state, timeout, |state| state.exit.is_none())
+            .unwrap_or_else(|poison| poison.into_inner());
+        state.exit.clone()
+    }
+}

@@ -1,0 +1,276 @@
+//! The machine: a KVM VM with one vCPU, PC memory layout, the legacy devices
+//! emulated in userspace, PVH boot.
+//!
+//! [`Vm::new`] builds everything and loads the kernel; [`Vm::run`] runs the
+//! vCPU and timer threads until the guest or a [`VmHandle`] stops the VM.
+mod boot;
+mod cpu;
+mod handle;
+mod kick;
+pub mod memory;
+mod platform;
+mod state;
+mod tap;
+mod timer;
+mod vcpu;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+
+use crate::devices::pit::MonotonicClock;
+
+pub use boot::{BootError, CMDLINE_MAX};
+pub use handle::VmHandle;
+pub use memory::SizeError;
+pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
+pub use state::{ExitReason, VmExit};
+pub use tap::SerialTap;
+pub use vcpu::{ExitKind, VcpuStats};
+
+/// Where KVM puts the three pages of its real-mode TSS (Intel only): just
+/// below the 4 GiB boundary, far above the highest RAM address.
+const TSS_ADDRESS: usize = 0xfffb_d000;
+
+/// How to build a machine.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// The kernel: an ELF with a PVH entry note.
+    pub kernel: Cow<'static, [u8]>,
+    /// The kernel command line.
+    pub cmdline: String,
+    /// Guest RAM in MiB.
+    pub memory_mib: u32,
+    /// Copy the guest's serial output to stdout (it always goes to the
+    /// [`SerialTap`]).
+    pub serial_to_stdout: bool,
+}
+
+/// Why a machine could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `/dev/kvm` does not exist.
+    #[error("/dev/kvm not found: KVM is not available (load kvm_intel or kvm_amd, or enable nested virtualisation)")]
+    KvmMissing,
+    /// `/dev/kvm` exists but may not be opened.
+    #[error("permission denied opening /dev/kvm: add yourself to the 'kvm' group or run as root")]
+    KvmPermission,
+    /// `/dev/kvm` could not be opened for another reason.
+    #[error("cannot open /dev/kvm: {0}")]
+    KvmOpen(kvm_ioctls::Error),
+    /// A KVM operation failed.
+    #[error("KVM {0} failed: {1}")]
+    Kvm(&'static str, kvm_ioctls::Error),
+    /// The requested memory size is out of range.
+    #[error(transparent)]
+    MemorySize(#[from] SizeError),
+    /// Guest memory could not be allocated.
+    #[error("cannot allocate guest memory: {0}")]
+    MemoryAllocation(vm_memory::mmap::FromRangesError),
+    /// The kernel cannot be booted.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// The vCPU could not be set up.
+    #[error(transparent)]
+    VcpuSetup(#[from] cpu::SetupError),
+    /// A host resource (thread, eventfd, timerfd, signal handler) failed.
+    #[error("{0}: {1}")]
+    Host(&'static str, std::io::Error),
+}
+
+/// How a run went.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The exit status and why.
+    pub exit: VmExit,
+    /// Wall time from [`Vm::run`] to the stop.
+    pub run_time: Duration,
+    /// vCPU counters.
+    pub vcpu: VcpuStats,
+    /// Device counters.
+    pub platform: PlatformStats,
+}
+
+impl RunReport {
+    /// A human-readable summary (the `--stats` output).
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "vmm stats: run time {:.3} s",
+            self.run_time.as_secs_f64()
+        );
+        let total: u64 = self.vcpu.exits.iter().sum();
+        let _ = writeln!(out, "  exits: {total}");
+        for kind in ExitKind::ALL {
+            let count = self.vcpu.exits[kind as usize];
+            if count > 0 {
+                let _ = writeln!(out, "    {:<16} {count}", kind.name());
+            }
+        }
+        let injected: u64 = self.vcpu.injected.iter().sum::<u64>() + self.vcpu.injected_unmapped;
+        let _ = writeln!(out, "  interrupts injected: {injected}");
+        for (line, count) in self.vcpu.injected.iter().enumerate() {
+            if *count > 0 {
+                let _ = writeln!(out, "    irq {line:<12} {count}");
+            }
+        }
+        if self.vcpu.injected_unmapped > 0 {
+            let _ = writeln!(
+                out,
+                "    {:<16} {}",
+                "unmapped vector", self.vcpu.injected_unmapped
+            );
+        }
+        let p = &self.platform;
+        let _ = writeln!(
+            out,
+            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused",
+            p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused
+        );
+        let _ = write!(
+            out,
+            "  unclaimed ports: {} reads, {} writes",
+            p.unknown_port_reads, p.unknown_port_writes
+        );
+        out
+    }
+}
+
+/// A built machine, ready to run.
+pub struct Vm {
+    // Field order is drop order: the vCPU before the VM before the memory
+    // KVM maps.
+    vcpu: VcpuFd,
+    _vm: VmFd,
+    _memory: GuestMemoryMmap,
+    shared: Arc<state::Shared>,
+    clock: MonotonicClock,
+}
+
+impl Vm {
+    /// Creates the VM, its memory and vCPU, and loads the kernel.
+    pub fn new(config: &VmConfig) -> Result<Self, Error> {
+        let layout = memory::MemoryLayout::new(config.memory_mib)?;
+        // Check the kernel before touching KVM: a bad file is the likelier
+        // mistake, and its error the more useful one.
+        boot::check_placement(&boot::inspect(&config.kernel)?, &layout)?;
+
+        let kvm = Kvm::new().map_err(|error| match error.errno() {
+            libc::ENOENT => Error::KvmMissing,
+            libc::EACCES | libc::EPERM => Error::KvmPermission,
+            _ => Error::KvmOpen(error),
+        })?;
+        let vm = kvm.create_vm().map_err(|e| Error::Kvm("create VM", e))?;
+        vm.set_tss_address(TSS_ADDRESS)
+            .map_err(|e| Error::Kvm("set TSS address", e))?;
+
+        let memory = layout.allocate().map_err(Error::MemoryAllocation)?;
+        for (slot, region) in memory.iter().enumerate() {
+            let region_desc = kvm_userspace_memory_region {
+                slot: slot as u32,
+                flags: 0,
+                guest_phys_addr: region.start_addr().0,
+                memory_size: region.len(),
+                userspace_addr: region.as_ptr() as u64,
+            };
+            // SAFETY: the region is a live anonymous mapping of exactly this
+            // size, owned by `memory`, which the `Vm` keeps until after the
+            // VM fd is closed.
+            unsafe { vm.set_user_memory_region(region_desc) }
+                .map_err(|e| Error::Kvm("set memory region", e))?;
+        }
+
+        let entry = boot::load(&memory, &layout, &config.kernel, &config.cmdline)?;
+        let vcpu = vm
+            .create_vcpu(0)
+            .map_err(|e| Error::Kvm("create vCPU", e))?;
+        cpu::configure_cpuid(&kvm, &vcpu).map_err(|e| Error::Kvm("set CPUID", e))?;
+        cpu::configure_pvh_entry(&vcpu, &memory, entry)?;
+
+        let clock = MonotonicClock::default();
+        let tap = SerialTap::new();
+        let devices = platform::Devices::new(clock.clone(), tap.clone(), config.serial_to_stdout);
+        let shared = state::Shared::new(devices, tap).map_err(|e| Error::Host("eventfd", e))?;
+        Ok(Self {
+            vcpu,
+            _vm: vm,
+            _memory: memory,
+            shared: Arc::new(shared),
+            clock,
+        })
+    }
+
+    /// A handle to control the VM from other threads.
+    pub fn handle(&self) -> VmHandle {
+        VmHandle::new(self.shared.clone())
+    }
+
+    /// Runs the guest until it exits, crashes, or a [`VmHandle`] stops it.
+    pub fn run(self) -> Result<RunReport, Error> {
+        let Vm {
+            vcpu,
+            _vm,
+            _memory,
+            shared,
+            clock,
+        } = self;
+        kick::install_handler()
+            .map_err(|e| Error::Host("cannot install the kick signal handler", e))?;
+        let started = Instant::now();
+
+        let timer_shared = shared.clone();
+        let timer = thread::Builder::new()
+            .name("pit-timer".into())
+            .spawn(move || timer::run(&timer_shared, clock))
+            .map_err(|e| Error::Host("cannot start the timer thread", e))?;
+        let vcpu_shared = shared.clone();
+        let vcpu_thread = thread::Builder::new()
+            .name("vcpu0".into())
+            .spawn(move || vcpu::run(&vcpu_shared, vcpu));
+        let vcpu_thread = match vcpu_thread {
+            Ok(thread) => thread,
+            Err(error) => {
+                let handle = VmHandle::new(shared.clone());
+                handle.shutdown(shared::status::SETUP_ERROR);
+                let _ = timer.join();
+                return Err(Error::Host("cannot start the vCPU thread", error));
+            }
+        };
+
+        let handle = VmHandle::new(shared.clone());
+        let vcpu_stats = vcpu_thread.join().unwrap_or_else(|_| {
+            let mut state = shared.lock();
+            let reason = ExitReason::Crash("the vCPU thread panicked".into());
+            shared.request_exit(
+                &mut state,
+                VmExit {
+                    status: shared::status::GUEST_CRASH,
+                    reason,
+                },
+            );
+            VcpuStats::default()
+        });
+        let exit = handle.wait_exit();
+        let run_time = started.elapsed();
+        match timer.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => log::error!("the timer thread failed: {error}"),
+            Err(_) => log::error!("the timer thread panicked"),
+        }
+        shared.tap.close();
+        let platform = shared.lock().devices.stats();
+        Ok(RunReport {
+            exit,
+            run_time,
+            vcpu: vcpu_stats,
+            platform,
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! State shared by the vCPU thread, the timer thread and [`super::VmHandle`]s:
+//! the devices and the run control, under one lock.
+use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use vmm_sys_util::eventfd::EventFd;
+
+use super::kick;
+use super::platform::Devices;
+use super::SerialTap;
+
+/// Why the VM stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitReason {
+    /// The guest wrote this value to the debug-exit port.
+    GuestExit(u32),
+    /// The guest pulsed the reset line (i8042 command 0xFE); the VMM does not
+    /// reboot, like QEMU with `-no-reboot`.
+    GuestReset,
+    /// [`super::VmHandle::shutdown`] was called (QMP `quit`, `--timeout`, ...).
+    Host,
+    /// The guest triple-faulted (`KVM_EXIT_SHUTDOWN`).
+    TripleFault,
+    /// KVM could not run the guest (internal error, failed entry, an exit
+    /// this machine cannot handle); the text says which.
+    Crash(String),
+}
+
+impl fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::GuestExit(value) => {
+                write!(f, "the guest exited with {value:#x} (debug-exit port)")
+            }
+            Self::GuestReset => {
+                write!(f, "the guest requested a reset (i8042 0xFE); not rebooting")
+            }
+            Self::Host => write!(f, "stopped by the host"),
+            Self::TripleFault => write!(f, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)"),
+            Self::Crash(what) => write!(f, "the guest crashed: {what}"),
+        }
+    }
+}
+
+/// How the VM ended: the process exit status and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmExit {
+    /// Exit status for the VMM process.
+    pub status: i32,
+    /// What happened.
+    pub reason: ExitReason,
+}
+
+/// Where the vCPU thread is, as far as waking it is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VcpuPhase {
+    /// Not started, or handling an exit while holding the lock.
+    Outside,
+    /// In (or about to enter) `KVM_RUN`: wake it with a signal.
+    InGuest,
+    /// Waiting on [`Shared::vcpu_wake`] (guest halted, or VM paused).
+    Waiting,
+}
+
+/// Everything behind the machine lock.
+pub(crate) struct State {
+    /// The devices.
+    pub devices: Devices,
+    /// `stop`/`cont`: the vCPU parks outside `KVM_RUN` while set.
+    pub paused: bool,
+    /// Set once, when the VM stops.
+    pub exit: Option<VmExit>,
+    /// What the vCPU thread is doing.
+    pub vcpu_phase: VcpuPhase,
+    /// The vCPU thread, while it runs (kick target).
+    pub vcpu_thread: Option<libc::pthread_t>,
+}
+
+/// The lock, its condition variables and the timer thread's doorbell.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the vCPU thread waiting in `HLT` or paused.
+    pub vcpu_wake: Condvar,
+    /// Wakes host threads: VM exit, keyboard input consumed.
+    pub events: Condvar,
+    /// Wakes the timer thread (PIT reprogrammed, pause changed, VM exit).
+    pub timer_wake: EventFd,
+    /// Serial output log.
+    pub tap: SerialTap,
+}
+
+impl Shared {
+    pub fn new(devices: Devices, tap: SerialTap) -> std::io::Result<Self> {
+        Ok(Self {
+            state: Mutex::new(State {
+                devices,
+                paused: false,
+                exit: None,
+                vcpu_phase: VcpuPhase::Outside,
+                vcpu_thread: None,
+            }),
+            vcpu_wake: Condvar::new(),
+            events: Condvar::new(),
+            timer_wake: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+            tap,
+        })
+    }
+
+    /// Takes the machine lock. Device code does not panic on guest input; if
+    /// a bug ever made it, the state is still the best there is, so poisoning
+    /// is ignored rather than spreading the panic to every thread.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Gets the vCPU to look at the machine state soon.
+    pub fn wake_vcpu(&self, state: &State) {
+        match state.vcpu_phase {
+            VcpuPhase::InGuest => {
+                if let Some(thread) = state.vcpu_thread {
+                    kick::kick(thread);
+                }
+            }
+            VcpuPhase::Waiting => self.vcpu_wake.notify_one(),
+            VcpuPhase::Outside => {}
+        }
+    }
+
+    /// Rings the timer thread's doorbell.
+    pub fn wake_timer(&self) {
+        if let Err(error) = self.timer_wake.write(1) {
+            log::warn!("cannot wake the timer thread: {error}");
+        }
+    }
+
+    /// After a host event changed device state: route the IRQ lines and wake
+    /// the vCPU if an interrupt is now pending.
+    pub fn after_host_event(&self, state: &mut State) {
+        state.devices.sync_irqs();
+        if state.devices.pic.interrupt_pending() {
+            self.wake_vcpu(state);
+        }
+    }
+
+    /// Stops the VM with `exit` unless it already stopped; wakes everyone.
+    pub fn request_exit(&self, state: &mut State, exit: VmExit) {
+        if state.exit.is_none() {
+            state.exit = Some(exit);
+            self.wake_vcpu(state);
+            self.vcpu_wake.notify_all();
+            self.events.notify_all();
+            self.wake_timer();
+        }
+    }
+}

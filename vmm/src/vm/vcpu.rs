@@ -1,0 +1,312 @@
+//! The vCPU thread: `KVM_RUN`, exit handling and interrupt injection.
+//!
+//! Interrupt delivery, for a machine without an in-kernel irqchip:
+//! - Before each `KVM_RUN`, under the machine lock: if the PIC's INT output
+//!   is asserted and KVM says the guest can take an interrupt now
+//!   (`ready_for_interrupt_injection` and `if_flag`), acknowledge the PIC
+//!   (INTA) and inject its vector with `KVM_INTERRUPT`. If an interrupt is
+//!   still pending, set `request_interrupt_window` so KVM exits as soon as the
+//!   guest can take it.
+//! - On `HLT` the thread blocks on a condition variable until an interrupt
+//!   it could deliver is pending (no polling: an idle guest costs nothing).
+//! - A host thread that raises an interrupt while the vCPU is in guest mode
+//!   kicks it out of `KVM_RUN` (see [`super::kick`]). The race between the
+//!   kick and entering `KVM_RUN` is closed by the order of operations: the
+//!   kicker raises the IRQ under the lock, then signals; the vCPU thread,
+//!   after every return from `KVM_RUN`, first clears `immediate_exit`, then
+//!   takes the lock and looks. A kick that lands before the clear is
+//!   preceded by its IRQ, which the vCPU sees under the lock; one that lands
+//!   after the clear leaves `immediate_exit` set, so the next `KVM_RUN`
+//!   returns at once. Either way no interrupt waits for an unrelated exit.
+use std::ptr::{addr_of, addr_of_mut};
+
+use kvm_bindings::{kvm_interrupt, kvm_run, KVMIO};
+use kvm_ioctls::{VcpuExit, VcpuFd};
+use vmm_sys_util::ioctl::ioctl_with_ref;
+use vmm_sys_util::ioctl_iow_nr;
+
+use super::kick::ImmediateExitGuard;
+use super::platform::GuestRequest;
+use super::state::{ExitReason, Shared, State, VcpuPhase, VmExit};
+
+ioctl_iow_nr!(KVM_INTERRUPT, KVMIO, 0x86, kvm_interrupt);
+
+/// Kinds of `KVM_RUN` returns, for statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum ExitKind {
+    /// Port input.
+    IoIn,
+    /// Port output.
+    IoOut,
+    /// `HLT`.
+    Hlt,
+    /// The interrupt window opened.
+    IrqWindowOpen,
+    /// Access to unbacked memory.
+    Mmio,
+    /// Interrupted by a kick (`EINTR`/`EAGAIN`, or `immediate_exit`).
+    Kick,
+    /// Anything else (ends the VM).
+    Other,
+}
+
+impl ExitKind {
+    /// Every kind, in report order.
+    pub const ALL: [ExitKind; 7] = [
+        Self::IoIn,
+        Self::IoOut,
+        Self::Hlt,
+        Self::IrqWindowOpen,
+        Self::Mmio,
+        Self::Kick,
+        Self::Other,
+    ];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IoIn => "io-in",
+            Self::IoOut => "io-out",
+            Self::Hlt => "hlt",
+            Self::IrqWindowOpen => "irq-window-open",
+            Self::Mmio => "mmio",
+            Self::Kick => "kick (EINTR)",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// What the vCPU thread counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VcpuStats {
+    /// `KVM_RUN` returns by [`ExitKind`] (indexed by `kind as usize`).
+    pub exits: [u64; ExitKind::ALL.len()],
+    /// Interrupts injected per IRQ line 0-15.
+    pub injected: [u64; 16],
+    /// Injected vectors that map to no IRQ line (PIC not initialised).
+    pub injected_unmapped: u64,
+}
+
+impl VcpuStats {
+    fn count(&mut self, kind: ExitKind) {
+        self.exits[kind as usize] += 1;
+    }
+}
+
+/// Runs the vCPU until the VM stops. Sets the VM's exit when the guest or
+/// KVM ends it.
+pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd) -> VcpuStats {
+    let run: *mut kvm_run = vcpu.get_kvm_run();
+    // SAFETY: `run` is the vCPU's kvm_run mapping, alive as long as `vcpu`,
+    // which outlives the guard (dropped at the end of this function, on this
+    // thread).
+    let _guard = unsafe { ImmediateExitGuard::new(addr_of_mut!((*run).immediate_exit)) };
+    let mut stats = VcpuStats::default();
+    {
+        let mut state = shared.lock();
+        // SAFETY: pthread_self has no preconditions.
+        state.vcpu_thread = Some(unsafe { libc::pthread_self() });
+    }
+    let mut vcpu_loop = VcpuLoop {
+        shared,
+        vcpu: &mut vcpu,
+        run,
+        stats: &mut stats,
+    };
+    let crash = vcpu_loop.run();
+    let mut state = shared.lock();
+    // Withdraw the kick target before the thread can end.
+    state.vcpu_thread = None;
+    state.vcpu_phase = VcpuPhase::Outside;
+    if let Some(exit) = crash {
+        shared.request_exit(&mut state, exit);
+    }
+    stats
+}
+
+struct VcpuLoop<'a> {
+    shared: &'a Shared,
+    vcpu: &'a mut VcpuFd,
+    run: *mut kvm_run,
+    stats: &'a mut VcpuStats,
+}
+
+fn crash(reason: ExitReason) -> Option<VmExit> {
+    Some(VmExit {
+        status: shared::status::GUEST_CRASH,
+        reason,
+    })
+}
+
+impl VcpuLoop<'_> {
+    // Reads and writes of the kvm_run fields go through the raw pointer: the
+    // kick handler may write `immediate_exit` at any time on this thread, so
+    // no long-lived `&mut kvm_run` is held here.
+    fn if_flag(&self) -> bool {
+        // SAFETY: `run` is valid (see `run`); plain byte read.
+        unsafe { addr_of!((*self.run).if_flag).read() != 0 }
+    }
+
+    fn ready_for_injection(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { addr_of!((*self.run).ready_for_interrupt_injection).read() != 0 }
+    }
+
+    fn set_request_interrupt_window(&self, on: bool) {
+        // SAFETY: as above; plain byte write.
+        unsafe { addr_of_mut!((*self.run).request_interrupt_window).write(u8::from(on)) }
+    }
+
+    /// Runs until the VM must stop; returns the exit to record when the stop
+    /// comes from the guest or KVM rather than from the machine state.
+    fn run(&mut self) -> Option<VmExit> {
+        let shared = self.shared;
+        let mut halted = false;
+        let mut state = shared.lock();
+        loop {
+            // Park while paused, or halted with nothing to wake the guest.
+            loop {
+                if state.exit.is_some() {
+                    return None;
+                }
+                let wakes_guest = self.if_flag() && state.devices.pic.interrupt_pending();
+                if !state.paused && (!halted || wakes_guest) {
+                    break;
+                }
+                state.vcpu_phase = VcpuPhase::Waiting;
+                state = shared
+                    .vcpu_wake
+                    .wait(state)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            halted = false;
+            if let Err(error) = self.inject(&mut state) {
+                return crash(ExitReason::Crash(format!("KVM_INTERRUPT failed: {error}")));
+            }
+            state.vcpu_phase = VcpuPhase::InGuest;
+            drop(state);
+
+            let result = self.vcpu.run();
+            // SAFETY: `run` is valid; volatile because the kick handler
+            // writes it asynchronously. Must precede taking the lock.
+            unsafe { addr_of_mut!((*self.run).immediate_exit).write_volatile(0) };
+            // SAFETY: `run` is valid; reading the `io` member of the union is
+            // only meaningful for I/O exits and a plain copy otherwise.
+            let io_size =
+                usize::from(unsafe { addr_of!((*self.run).__bindgen_anon_1.io).read().size });
+
+            state = shared.lock();
+            state.vcpu_phase = VcpuPhase::Outside;
+            match result {
+                Ok(VcpuExit::IoIn(port, data)) => {
+                    self.stats.count(ExitKind::IoIn);
+                    for chunk in data.chunks_mut(io_size.max(1)) {
+                        let effects = state.devices.pio_read(port, chunk);
+                        if effects.keyboard_read {
+                            shared.events.notify_all();
+                        }
+                    }
+                }
+                Ok(VcpuExit::IoOut(port, data)) => {
+                    self.stats.count(ExitKind::IoOut);
+                    for chunk in data.chunks(io_size.max(1)) {
+                        let effects = state.devices.pio_write(port, chunk);
+                        if effects.timer_changed {
+                            shared.wake_timer();
+                        }
+                    }
+                    if let Some(request) = state.devices.take_guest_request() {
+                        let exit = match request {
+                            GuestRequest::Exit(value) => VmExit {
+                                status: (value & 0xff) as i32,
+                                reason: ExitReason::GuestExit(value),
+                            },
+                            GuestRequest::Reset => VmExit {
+                                status: 0,
+                                reason: ExitReason::GuestReset,
+                            },
+                        };
+                        shared.request_exit(&mut state, exit);
+                    }
+                }
+                Ok(VcpuExit::Hlt) => {
+                    self.stats.count(ExitKind::Hlt);
+                    halted = true;
+                }
+                Ok(VcpuExit::IrqWindowOpen) => self.stats.count(ExitKind::IrqWindowOpen),
+                Ok(VcpuExit::MmioRead(address, data)) => {
+                    self.stats.count(ExitKind::Mmio);
+                    log::debug!("read of {} bytes at unbacked {address:#x}", data.len());
+                    data.fill(0xff);
+                }
+                Ok(VcpuExit::MmioWrite(address, data)) => {
+                    self.stats.count(ExitKind::Mmio);
+                    log::debug!(
+                        "write of {} bytes at unbacked {address:#x} ignored",
+                        data.len()
+                    );
+                }
+                Ok(VcpuExit::Intr) => self.stats.count(ExitKind::Kick),
+                Ok(VcpuExit::Shutdown) => {
+                    self.stats.count(ExitKind::Other);
+                    return crash(ExitReason::TripleFault);
+                }
+                Ok(VcpuExit::FailEntry(reason, cpu)) => {
+                    self.stats.count(ExitKind::Other);
+                    return crash(ExitReason::Crash(format!(
+                        "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {reason:#x} on cpu {cpu}"
+                    )));
+                }
+                Ok(VcpuExit::InternalError) => {
+                    self.stats.count(ExitKind::Other);
+                    // SAFETY: the exit reason says the `internal` member is valid.
+                    let suberror = unsafe {
+                        addr_of!((*self.run).__bindgen_anon_1.internal)
+                            .read()
+                            .suberror
+                    };
+                    return crash(ExitReason::Crash(format!(
+                        "KVM internal error, suberror {suberror}"
+                    )));
+                }
+                Ok(other) => {
+                    self.stats.count(ExitKind::Other);
+                    return crash(ExitReason::Crash(format!("unexpected KVM exit {other:?}")));
+                }
+                Err(error) if matches!(error.errno(), libc::EINTR | libc::EAGAIN) => {
+                    self.stats.count(ExitKind::Kick);
+                }
+                Err(error) => {
+                    self.stats.count(ExitKind::Other);
+                    return crash(ExitReason::Crash(format!("KVM_RUN failed: {error}")));
+                }
+            }
+        }
+    }
+
+    /// Injects the PIC's interrupt if the guest can take it now, and asks
+    /// for an interrupt-window exit if one is (still) pending.
+    fn inject(&mut self, state: &mut State) -> Result<(), std::io::Error> {
+        let devices = &mut state.devices;
+        if devices.pic.interrupt_pending() && self.ready_for_injection() && self.if_flag() {
+            let (vector, line) = devices.acknowledge();
+            let request = kvm_interrupt {
+                irq: u32::from(vector),
+            };
+            // SAFETY: KVM_INTERRUPT on a vCPU fd reads one kvm_interrupt,
+            // which `request` is.
+            let ret = unsafe { ioctl_with_ref(&*self.vcpu, KVM_INTERRUPT(), &request) };
+            if ret < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            log::trace!("injected vector {vector} (irq {line:?})");
+            match line {
+                Some(line) => self.stats.injected[usize::from(line)] += 1,
+                None => self.stats.injected_unmapped += 1,
+            }
+        }
+        self.set_request_interrupt_window(devices.pic.interrupt_pending());
+        Ok(())
+    }
+}
