@@ -11,8 +11,19 @@
 use core::arch::global_asm;
 
 /// Bytes of the boot stack, used until the executor runs (and after: the
-/// kernel never switches stacks except for the IST exception stacks).
+/// kernel never switches stacks except for the IST exception stacks). A
+/// multiple of 4 KiB: the page below it is the guard page.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+extern "C" {
+    /// The 4 KiB page right below the boot stack (see `paging.rs`).
+    static boot_stack_guard: u8;
+}
+
+/// Address of the stack guard page.
+pub fn stack_guard_page() -> u64 {
+    core::ptr::addr_of!(boot_stack_guard) as u64
+}
 
 global_asm!(
     r#"
@@ -34,7 +45,11 @@ boot_pdpt:
     .skip 4096
 boot_pd:
     .skip 4096 * 4
-    .balign 16
+    /* Unmapped by paging.rs once in Rust: a stack overflow faults here. */
+    .balign 4096
+.global boot_stack_guard
+boot_stack_guard:
+    .skip 4096
 boot_stack_bottom:
     .skip {stack_size}
 .global boot_stack_top

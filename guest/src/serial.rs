@@ -1,4 +1,15 @@
 //! Serial console on COM1.
+//!
+//! `print!`/`println!` may be called from any context, interrupt handlers
+//! included: the port lock is only ever taken with interrupts disabled, so an
+//! interrupt can never arrive while its own CPU holds the lock. The fatal paths
+//! (panic, CPU exception) use [`emergency_write`], which does not wait for the
+//! lock at all: the interrupted code may have been holding it.
+//!
+//! Output follows the usual serial-console convention (a tty's `onlcr`): `\n`
+//! is sent as `\r\n`, so the console reads well on a raw terminal. All other
+//! bytes, `\x08` included, go out unchanged (the crate's `send` would turn a
+//! backspace into `\x08 \x08`; the shell decides that itself).
 use core::fmt::{self, Write};
 use spin::Mutex;
 use uart_16550::SerialPort;
@@ -10,16 +21,42 @@ pub fn init() {
     // SAFETY: COM1 is a standard 16550 port on every PC we boot on.
     let mut port = unsafe { SerialPort::new(shared::ports::COM1) };
     port.init();
-    *COM1.lock() = Some(port);
+    x86_64::instructions::interrupts::without_interrupts(|| *COM1.lock() = Some(port));
+}
+
+/// Adapter doing the `\n` -> `\r\n` translation on top of raw sends.
+struct Console<'a>(&'a mut SerialPort);
+
+impl Write for Console<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for byte in s.bytes() {
+            if byte == b'\n' {
+                self.0.send_raw(b'\r');
+            }
+            self.0.send_raw(byte);
+        }
+        Ok(())
+    }
 }
 
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments) {
     x86_64::instructions::interrupts::without_interrupts(|| {
         if let Some(port) = COM1.lock().as_mut() {
-            let _ = port.write_fmt(args);
+            let _ = Console(port).write_fmt(args);
         }
     });
+}
+
+/// Writes to COM1 without taking the console lock: for the fatal paths only,
+/// which may have interrupted a holder of the lock and never return to it.
+pub fn emergency_write(args: fmt::Arguments) {
+    x86_64::instructions::interrupts::disable();
+    // SAFETY: COM1 exists; a concurrent holder of the lock was interrupted on
+    // this (only) CPU and will never run again, so the worst outcome is one
+    // interleaved line of output.
+    let mut port = unsafe { SerialPort::new(shared::ports::COM1) };
+    let _ = Console(&mut port).write_fmt(args);
 }
 
 /// Prints to the serial console.
@@ -33,4 +70,10 @@ macro_rules! print {
 macro_rules! println {
     () => ($crate::print!("\n"));
     ($($arg:tt)*) => ($crate::print!("{}\n", format_args!($($arg)*)));
+}
+
+/// Prints on the fatal paths, bypassing the console lock.
+#[macro_export]
+macro_rules! emergency_println {
+    ($($arg:tt)*) => ($crate::serial::emergency_write(format_args!("{}\n", format_args!($($arg)*))));
 }

@@ -1,0 +1,276 @@
+//! Tasks and the executor: futures polled only after their waker fired.
+//!
+//! Design:
+//! - A [`Task`] is a pinned boxed future, an id and its cached [`Waker`],
+//!   created once at spawn. The executor keeps tasks in a `BTreeMap` by id.
+//! - The ready queue is a lock-free `crossbeam_queue::ArrayQueue` of task ids.
+//!   A task is in it at most once: each task slot has an atomic `queued` flag,
+//!   set by the first wake and cleared by the executor right before it polls
+//!   the task, so a wake during the poll queues the task again and is not lost.
+//!   The queue therefore never holds more than [`MAX_TASKS`] entries and a push
+//!   never fails.
+//! - Wakers hold no reference count and own nothing: the waker data is the
+//!   task id (slot index and generation), cloning and dropping it do nothing.
+//!   Waking checks the slot's generation (a waker outliving its task is a
+//!   no-op), sets the flag and pushes the id. So waking and dropping a waker
+//!   neither allocates nor frees, and interrupt handlers may do both (an
+//!   `AtomicWaker::wake` drops the waker it held).
+//! - A slot is reused only when its task has finished and its id has left the
+//!   ready queue, so a stale queue entry never names a live task.
+//! - Idle: with nothing ready the executor disables interrupts, looks at the
+//!   queue once more and executes `sti; hlt` as one step (`sti` takes effect
+//!   after the next instruction), so an interrupt that makes a task ready
+//!   between the check and the halt still ends the halt.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::task::{Context, RawWaker, RawWakerVTable, Waker};
+
+use crossbeam_queue::ArrayQueue;
+use spin::{Mutex, Once};
+use x86_64::instructions::interrupts;
+
+use crate::stats;
+
+/// Most tasks alive at once.
+pub const MAX_TASKS: usize = 256;
+
+/// A task's identity: slot index and the slot's generation at spawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TaskId {
+    slot: u16,
+    generation: u32,
+}
+
+impl TaskId {
+    fn to_bits(self) -> usize {
+        (self.generation as usize) << 16 | self.slot as usize
+    }
+    fn from_bits(bits: usize) -> Self {
+        Self {
+            slot: bits as u16,
+            generation: (bits >> 16) as u32,
+        }
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.slot, self.generation)
+    }
+}
+
+struct Slot {
+    generation: AtomicU32,
+    live: AtomicBool,
+    queued: AtomicBool,
+}
+
+static SLOTS: [Slot; MAX_TASKS] = [const {
+    Slot {
+        generation: AtomicU32::new(0),
+        live: AtomicBool::new(false),
+        queued: AtomicBool::new(false),
+    }
+}; MAX_TASKS];
+
+/// Ready task ids. Created before interrupts are enabled.
+static READY: Once<ArrayQueue<TaskId>> = Once::new();
+/// Tasks spawned but not yet moved into the executor's map.
+static SPAWNED: Mutex<alloc::vec::Vec<Task>> = Mutex::new(alloc::vec::Vec::new());
+static LIVE_TASKS: AtomicUsize = AtomicUsize::new(0);
+
+fn ready_queue() -> &'static ArrayQueue<TaskId> {
+    READY.call_once(|| ArrayQueue::new(MAX_TASKS))
+}
+
+/// Creates the ready queue. Call before interrupts can wake anything.
+pub fn init() {
+    ready_queue();
+}
+
+fn wake_id(id: TaskId) {
+    stats::WAKES.inc();
+    enqueue(id);
+}
+
+/// Queues `id` unless it is queued already or names a finished task.
+fn enqueue(id: TaskId) {
+    let Some(slot) = SLOTS.get(id.slot as usize) else {
+        return;
+    };
+    if !slot.live.load(Ordering::SeqCst) || slot.generation.load(Ordering::SeqCst) != id.generation
+    {
+        return; // the task has finished: a stale waker
+    }
+    if !slot.queued.swap(true, Ordering::SeqCst) {
+        // Cannot fail: at most one entry per slot, MAX_TASKS slots.
+        let _ = READY.get().map(|queue| queue.push(id));
+    }
+}
+
+const VTABLE: RawWakerVTable = RawWakerVTable::new(
+    |data| RawWaker::new(data, &VTABLE),
+    |data| wake_id(TaskId::from_bits(data as usize)),
+    |data| wake_id(TaskId::from_bits(data as usize)),
+    |_| {},
+);
+
+/// The waker of task `id` (tasks get theirs through their `Context`).
+pub fn waker(id: TaskId) -> Waker {
+    let data = core::ptr::without_provenance::<()>(id.to_bits());
+    // SAFETY: the vtable functions only decode the id from the data pointer,
+    // which is never dereferenced; they are thread- and interrupt-safe.
+    unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+}
+
+/// A spawned future with its id and cached waker.
+pub struct Task {
+    id: TaskId,
+    future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    waker: Waker,
+}
+
+/// Spawning failed: [`MAX_TASKS`] tasks are alive.
+#[derive(Debug)]
+pub struct TooManyTasks;
+
+impl fmt::Display for TooManyTasks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "too many tasks (at most {MAX_TASKS})")
+    }
+}
+
+/// Spawns tasks from anywhere in task context (tasks included).
+#[derive(Clone, Copy, Default)]
+pub struct Spawner;
+
+impl Spawner {
+    /// Spawns `future` as a new task, ready to be polled.
+    pub fn spawn(
+        &self,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<TaskId, TooManyTasks> {
+        let future = Box::pin(future);
+        let id = allocate_slot().ok_or(TooManyTasks)?;
+        LIVE_TASKS.fetch_add(1, Ordering::SeqCst);
+        SPAWNED.lock().push(Task {
+            id,
+            future,
+            waker: waker(id),
+        });
+        enqueue(id);
+        Ok(id)
+    }
+}
+
+fn allocate_slot() -> Option<TaskId> {
+    interrupts::without_interrupts(|| {
+        for (index, slot) in SLOTS.iter().enumerate() {
+            // Free, and not named by a stale entry in the ready queue.
+            if !slot.live.load(Ordering::SeqCst) && !slot.queued.load(Ordering::SeqCst) {
+                slot.live.store(true, Ordering::SeqCst);
+                let generation = slot.generation.load(Ordering::SeqCst);
+                return Some(TaskId {
+                    slot: index as u16,
+                    generation,
+                });
+            }
+        }
+        None
+    })
+}
+
+fn free_slot(id: TaskId) {
+    let slot = &SLOTS[id.slot as usize];
+    // Generation first: from here on, old wakers are stale.
+    slot.generation.fetch_add(1, Ordering::SeqCst);
+    slot.live.store(false, Ordering::SeqCst);
+}
+
+/// Number of tasks spawned and not yet finished.
+pub fn live_tasks() -> usize {
+    LIVE_TASKS.load(Ordering::SeqCst)
+}
+
+/// Number of ids in the ready queue (for tests).
+pub fn ready_len() -> usize {
+    ready_queue().len()
+}
+
+/// Runs tasks until none is left, halting when none is ready.
+#[derive(Default)]
+pub struct Executor {
+    tasks: BTreeMap<TaskId, Task>,
+}
+
+impl Executor {
+    pub fn new() -> Self {
+        Self {
+            tasks: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until every task has finished.
+    pub fn run(&mut self) {
+        self.run_until(|| false)
+    }
+
+    /// Runs until every task has finished or `done()` holds after a round
+    /// of polls.
+    pub fn run_until(&mut self, done: impl Fn() -> bool) {
+        loop {
+            self.run_ready();
+            if done() || (self.tasks.is_empty() && SPAWNED.lock().is_empty()) {
+                return;
+            }
+            self.sleep_if_idle();
+        }
+    }
+
+    fn adopt_spawned(&mut self) {
+        let spawned = core::mem::take(&mut *SPAWNED.lock());
+        for task in spawned {
+            self.tasks.insert(task.id, task);
+        }
+    }
+
+    fn run_ready(&mut self) {
+        let queue = ready_queue();
+        while let Some(id) = queue.pop() {
+            // Cleared before the poll: a wake from now on queues the task again.
+            SLOTS[id.slot as usize]
+                .queued
+                .store(false, Ordering::SeqCst);
+            if !self.tasks.contains_key(&id) {
+                self.adopt_spawned();
+            }
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue; // a task that finished after being woken
+            };
+            stats::POLLS.inc();
+            let mut cx = Context::from_waker(&task.waker);
+            if task.future.as_mut().poll(&mut cx).is_ready() {
+                let task = self.tasks.remove(&id);
+                free_slot(id);
+                LIVE_TASKS.fetch_sub(1, Ordering::SeqCst);
+                drop(task);
+            }
+        }
+        self.adopt_spawned();
+    }
+
+    fn sleep_if_idle(&self) {
+        interrupts::disable();
+        if ready_queue().is_empty() {
+            stats::HALTS.inc();
+            interrupts::enable_and_hlt();
+        } else {
+            interrupts::enable();
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Event counters, shown by the shell's `stats` command.
+//!
+//! Plain atomics: interrupt handlers bump them without locks. The timer tick
+//! count itself lives in `time.rs` (it is the clock, not a statistic).
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing event counter.
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// IRQ1 handler invocations.
+pub static KEYBOARD_IRQS: Counter = Counter::new();
+/// Bytes read from the i8042 data port in the IRQ1 handler (including dropped ones).
+pub static SCANCODES: Counter = Counter::new();
+/// Scancodes lost because the scancode queue was full.
+pub static SCANCODES_DROPPED: Counter = Counter::new();
+/// Spurious IRQ7/IRQ15 (no bit in the PIC's in-service register).
+pub static SPURIOUS_IRQS: Counter = Counter::new();
+/// Interrupts on lines we keep masked (should stay 0).
+pub static UNEXPECTED_IRQS: Counter = Counter::new();
+/// Breakpoint exceptions (`int3`), which report and resume.
+pub static BREAKPOINTS: Counter = Counter::new();
+/// Waker invocations (`wake`/`wake_by_ref` on task wakers).
+pub static WAKES: Counter = Counter::new();
+/// Task polls by the executor.
+pub static POLLS: Counter = Counter::new();
+/// Times the executor halted the CPU waiting for an interrupt.
+pub static HALTS: Counter = Counter::new();
