@@ -5,6 +5,7 @@
 //! fuzzed; the machine in [`vm`] wires them to KVM through the port [`bus`].
 pub mod bus;
 pub mod devices;
+pub mod input;
 pub mod vm;
 
 pub use vm::{ExitReason, RunReport, SerialTap, Vm, VmConfig, VmExit, VmHandle};

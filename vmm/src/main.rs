@@ -45,6 +45,10 @@ struct Cli {
     /// Write the embedded guest kernel ELF to PATH and exit.
     #[arg(long, value_name = "PATH")]
     export_guest: Option<PathBuf>,
+
+    /// Keyboard input: --keys, --type, --qmp, --interactive.
+    #[command(flatten)]
+    input: vmm::input::InputArgs,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,8 @@ fn run(cli: Cli) -> Result<i32, String> {
         ),
         None => None,
     };
+    // Scripts are parsed and the QMP socket opened before the guest starts.
+    let input = cli.input.prepare().map_err(|error| error.to_string())?;
     let kernel = match &cli.kernel {
         Some(path) => Cow::Owned(
             std::fs::read(path)
@@ -123,7 +129,12 @@ fn run(cli: Cli) -> Result<i32, String> {
             .map_err(|error| format!("cannot start the timeout thread: {error}"))?;
     }
 
+    let input = input
+        .start(std::sync::Arc::new(handle.clone()))
+        .map_err(|error| error.to_string())?;
+
     let report = vm.run().map_err(|error| error.to_string())?;
+    input.vm_stopped(&report.exit.reason);
     match &report.exit.reason {
         ExitReason::GuestExit(_) | ExitReason::Host => {}
         reason => eprintln!("vmm: {reason}"),

@@ -67,6 +67,41 @@ pub trait VmControl: Send + Sync + 'static {
     fn has_exited(&self) -> bool;
 }
 
+impl VmControl for crate::vm::VmHandle {
+    fn key_event(&self, set2_code: u16, down: bool) {
+        crate::vm::VmHandle::key_event(self, set2_code, down);
+    }
+    fn wait_input_drained(&self, timeout: Duration) -> bool {
+        crate::vm::VmHandle::wait_input_drained(self, timeout)
+    }
+    fn serial_mark(&self) -> usize {
+        self.serial_output().mark()
+    }
+    fn serial_wait_for(
+        &self,
+        from: usize,
+        needle: &[u8],
+        timeout: Duration,
+    ) -> Result<usize, Vec<u8>> {
+        self.serial_output().wait_for(from, needle, timeout)
+    }
+    fn pause(&self) {
+        crate::vm::VmHandle::pause(self);
+    }
+    fn resume(&self) {
+        crate::vm::VmHandle::resume(self);
+    }
+    fn is_paused(&self) -> bool {
+        crate::vm::VmHandle::is_paused(self)
+    }
+    fn shutdown(&self, status: i32) {
+        crate::vm::VmHandle::shutdown(self, status);
+    }
+    fn has_exited(&self) -> bool {
+        self.exit_state().is_some()
+    }
+}
+
 /// Longest a source waits for the guest to read its keys before checking
 /// again whether the machine still runs.
 const DRAIN_POLL: Duration = Duration::from_millis(200);
@@ -354,15 +389,27 @@ pub struct InputHandle {
 }
 
 impl InputHandle {
-    /// Tells QMP clients the machine stops (`SHUTDOWN` event, sent once; a
+    /// Tells QMP clients the machine stopped (`SHUTDOWN` event, sent once; a
     /// QMP `quit` already sent its own) and restores the terminal. Call when
-    /// the VM has stopped, before the process exits. `guest` tells whether
-    /// the guest asked for it; `reason` is QEMU's `ShutdownCause` name.
-    pub fn vm_stopped(&self, guest: bool, reason: &str) {
+    /// the VM has stopped, before the process exits.
+    pub fn vm_stopped(&self, reason: &crate::vm::ExitReason) {
         if let Some(events) = &self.events {
-            events.shutdown(guest, reason);
+            let (guest, cause) = shutdown_cause(reason);
+            events.shutdown(guest, cause);
         }
         terminal::restore();
+    }
+}
+
+/// The `SHUTDOWN` event's `guest` and `reason` (QEMU's `ShutdownCause`) for
+/// an exit reason.
+pub fn shutdown_cause(reason: &crate::vm::ExitReason) -> (bool, &'static str) {
+    use crate::vm::ExitReason;
+    match reason {
+        ExitReason::GuestExit(_) => (true, "guest-shutdown"),
+        ExitReason::GuestReset | ExitReason::TripleFault => (true, "guest-reset"),
+        ExitReason::Host => (false, "host-signal"),
+        ExitReason::Crash(_) => (false, "host-error"),
     }
 }
 
