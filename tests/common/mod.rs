@@ -2,6 +2,8 @@
 //! processes, watching their serial output, and the guest ELF.
 #![allow(dead_code)]
 
+pub mod qmp;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
