@@ -244,10 +244,19 @@ impl Devices {
     }
 
     /// Copies the devices' interrupt outputs onto the PIC's inputs: the
-    /// keyboard and mouse lines are levels; the UART's interrupt is an edge.
+    /// keyboard and mouse lines follow the output buffer (with a fresh edge
+    /// per byte); the UART's interrupt is a pulse.
     pub fn sync_irqs(&mut self) {
+        // A byte loaded right after the guest read the previous one keeps the
+        // line high: lower it first so the edge-triggered PIC sees a new edge.
+        if self.i8042.take_irq1_edge() {
+            self.pic.set_irq_level(irq::KEYBOARD, false);
+        }
         self.pic
             .set_irq_level(irq::KEYBOARD, self.i8042.irq1_level());
+        if self.i8042.take_irq12_edge() {
+            self.pic.set_irq_level(irq::MOUSE, false);
+        }
         self.pic.set_irq_level(irq::MOUSE, self.i8042.irq12_level());
         if self.com1.take_irq() {
             self.pic.set_irq_level(irq::COM1, true);
@@ -297,9 +306,8 @@ impl Devices {
     }
 
     /// Whether the guest has keyboard bytes it has not read yet.
-    pub fn keyboard_input_pending(&mut self) -> bool {
-        // Until the model exposes its queue: the output buffer is full.
-        self.i8042.read(ports::I8042_COMMAND) & 1 != 0
+    pub fn keyboard_input_pending(&self) -> bool {
+        self.i8042.pending_input() > 0
     }
 
     /// A request the guest made through a device since the last call.

@@ -198,6 +198,7 @@ impl VcpuLoop<'_> {
 
             state = shared.lock();
             state.vcpu_phase = VcpuPhase::Outside;
+            let mut fatal = None;
             match result {
                 Ok(VcpuExit::IoIn(port, data)) => {
                     self.stats.count(ExitKind::IoIn);
@@ -250,39 +251,55 @@ impl VcpuLoop<'_> {
                 Ok(VcpuExit::Intr) => self.stats.count(ExitKind::Kick),
                 Ok(VcpuExit::Shutdown) => {
                     self.stats.count(ExitKind::Other);
-                    return crash(ExitReason::TripleFault);
+                    fatal = Some(ExitReason::TripleFault);
                 }
                 Ok(VcpuExit::FailEntry(reason, cpu)) => {
                     self.stats.count(ExitKind::Other);
-                    return crash(ExitReason::Crash(format!(
+                    fatal = Some(ExitReason::Crash(format!(
                         "KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {reason:#x} on cpu {cpu}"
                     )));
                 }
                 Ok(VcpuExit::InternalError) => {
                     self.stats.count(ExitKind::Other);
                     // SAFETY: the exit reason says the `internal` member is valid.
-                    let suberror = unsafe {
-                        addr_of!((*self.run).__bindgen_anon_1.internal)
-                            .read()
-                            .suberror
-                    };
-                    return crash(ExitReason::Crash(format!(
-                        "KVM internal error, suberror {suberror}"
+                    let internal =
+                        unsafe { addr_of!((*self.run).__bindgen_anon_1.internal).read() };
+                    let data = &internal.data[..(internal.ndata as usize).min(internal.data.len())];
+                    fatal = Some(ExitReason::Crash(format!(
+                        "KVM internal error, suberror {} (data {data:x?})",
+                        internal.suberror
                     )));
                 }
                 Ok(other) => {
                     self.stats.count(ExitKind::Other);
-                    return crash(ExitReason::Crash(format!("unexpected KVM exit {other:?}")));
+                    fatal = Some(ExitReason::Crash(format!("unexpected KVM exit {other:?}")));
                 }
                 Err(error) if matches!(error.errno(), libc::EINTR | libc::EAGAIN) => {
                     self.stats.count(ExitKind::Kick);
                 }
                 Err(error) => {
                     self.stats.count(ExitKind::Other);
-                    return crash(ExitReason::Crash(format!("KVM_RUN failed: {error}")));
+                    fatal = Some(ExitReason::Crash(format!("KVM_RUN failed: {error}")));
                 }
             }
+            if let Some(reason) = fatal {
+                return crash(self.describe(reason));
+            }
         }
+    }
+
+    /// Adds where the guest was (RIP, mode) to a crash description.
+    fn describe(&self, reason: ExitReason) -> ExitReason {
+        let ExitReason::Crash(what) = reason else {
+            return reason;
+        };
+        let (Ok(regs), Ok(sregs)) = (self.vcpu.get_regs(), self.vcpu.get_sregs()) else {
+            return ExitReason::Crash(what);
+        };
+        ExitReason::Crash(format!(
+            "{what} at rip {:#x} (cr0 {:#x}, efer {:#x}, cs.l {})",
+            regs.rip, sregs.cr0, sregs.efer, sregs.cs.l
+        ))
     }
 
     /// Injects the PIC's interrupt if the guest can take it now, and asks

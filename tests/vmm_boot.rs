@@ -1,0 +1,352 @@
+//! The VMM as a program: boots the embedded guest and hand-made PVH kernels
+//! on real KVM, stops at `--timeout`, and refuses bad kernels and arguments
+//! with one clear line and a non-zero status.
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use shared::{boot, exit, status};
+
+/// A minimal ELF64 for x86-64 whose one `PT_LOAD` puts `code` at 1 MiB, with
+/// a Xen `PHYS32_ENTRY` note pointing at it when `pvh` is set. The code runs
+/// in 32-bit protected mode per the PVH ABI.
+fn tiny_elf(code: &[u8], pvh: bool) -> Vec<u8> {
+    tiny_elf_at(0x10_0000, code, pvh)
+}
+
+fn tiny_elf_at(load: u64, code: &[u8], pvh: bool) -> Vec<u8> {
+    let mut note = Vec::new();
+    if pvh {
+        note.extend_from_slice(&4u32.to_le_bytes()); // namesz
+        note.extend_from_slice(&4u32.to_le_bytes()); // descsz
+        note.extend_from_slice(&18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
+        note.extend_from_slice(b"Xen\0");
+        note.extend_from_slice(&(load as u32).to_le_bytes());
+    } else {
+        note.extend_from_slice(&4u32.to_le_bytes());
+        note.extend_from_slice(&4u32.to_le_bytes());
+        note.extend_from_slice(&3u32.to_le_bytes()); // NT_GNU_BUILD_ID
+        note.extend_from_slice(b"GNU\0");
+        note.extend_from_slice(&[1, 2, 3, 4]);
+    }
+    let phnum = 2usize;
+    let code_offset = 64 + 56 * phnum;
+    let note_offset = code_offset + code.len();
+    let mut elf = vec![0u8; code_offset];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[4] = 2; // ELFCLASS64
+    elf[5] = 1; // little-endian
+    elf[6] = 1; // EV_CURRENT
+    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    elf[20..24].copy_from_slice(&1u32.to_le_bytes());
+    elf[24..32].copy_from_slice(&load.to_le_bytes());
+    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
+    elf[52..54].copy_from_slice(&64u16.to_le_bytes());
+    elf[54..56].copy_from_slice(&56u16.to_le_bytes());
+    elf[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+    let headers = [
+        (1u32, code_offset, load, code.len()),
+        (4, note_offset, 0, note.len()),
+    ];
+    for (i, (kind, offset, addr, size)) in headers.into_iter().enumerate() {
+        let ph = &mut elf[64 + 56 * i..][..56];
+        ph[0..4].copy_from_slice(&kind.to_le_bytes());
+        ph[4..8].copy_from_slice(&7u32.to_le_bytes());
+        ph[8..16].copy_from_slice(&(offset as u64).to_le_bytes());
+        ph[16..24].copy_from_slice(&addr.to_le_bytes());
+        ph[24..32].copy_from_slice(&addr.to_le_bytes());
+        ph[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+        ph[40..48].copy_from_slice(&(size as u64).to_le_bytes());
+        ph[48..56].copy_from_slice(&4u64.to_le_bytes());
+    }
+    elf.extend_from_slice(code);
+    elf.extend_from_slice(&note);
+    elf
+}
+
+/// 32-bit code: `out 0xf4, al` with `al = value`, then halt forever.
+fn exit_code(value: u8) -> Vec<u8> {
+    vec![0xb0, value, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd]
+}
+
+fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = scratch_path(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn vmm() -> Command {
+    Command::new(vmm_binary())
+}
+
+/// Runs the VMM to completion; returns (status, stdout, stderr).
+fn run(command: Command, timeout: Duration) -> (Option<i32>, String, String) {
+    let mut vm = Machine::spawn(command);
+    let status = vm.wait(timeout);
+    (status.code(), vm.stdout.text(), vm.stderr.text())
+}
+
+#[test]
+fn embedded_guest_prints_banner_and_prompt() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--timeout", "20"]);
+    let started = Instant::now();
+    let vm = Machine::spawn(command);
+    vm.stdout.expect(boot::BANNER, Duration::from_secs(10));
+    let banner_after = started.elapsed();
+    vm.stdout.expect(boot::PROMPT, Duration::from_secs(10));
+    eprintln!(
+        "banner after {banner_after:?}, prompt after {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn boot_test_passes() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--cmdline", "test=boot", "--timeout", "20"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(
+        status,
+        Some(i32::from(exit::TEST_PASSED)),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains(boot::BANNER));
+}
+
+#[test]
+fn idle_shell_stops_at_timeout_with_124() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--timeout", "1"]);
+    let started = Instant::now();
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(
+        status,
+        Some(status::TIMEOUT),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("timeout"), "stderr: {stderr}");
+}
+
+#[test]
+fn any_pvh_elf_boots_and_exits_with_its_value() {
+    require_kvm();
+    let elf = write_temp("exit42.elf", &tiny_elf(&exit_code(42), true));
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "10"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(status, Some(42), "stdout:\n{stdout}\nstderr:\n{stderr}");
+}
+
+#[test]
+fn pvh_entry_state_follows_the_abi() {
+    require_kvm();
+    // EBX -> hvm_start_info with the magic, version 1, a command line, three
+    // memory-map entries of which the first starts at 0; write "ok" on COM1;
+    // exit 0x10 when everything matched, 0x11 otherwise.
+    #[rustfmt::skip]
+    let mut code = vec![
+        0x81, 0x3b, 0x78, 0xc5, 0x6e, 0x33,       // cmp dword [ebx], 0x336ec578
+        0x75, 0x00,                               // jne fail
+        0x83, 0x7b, 0x04, 0x01,                   // cmp dword [ebx+4], 1
+        0x75, 0x00,                               // jne fail
+        0x83, 0x7b, 0x30, 0x03,                   // cmp dword [ebx+0x30], 3 (memmap_entries)
+        0x75, 0x00,                               // jne fail
+        0x8b, 0x73, 0x28,                         // mov esi, [ebx+0x28] (memmap_paddr)
+        0x83, 0x3e, 0x00,                         // cmp dword [esi], 0
+        0x75, 0x00,                               // jne fail
+        0x8b, 0x73, 0x18,                         // mov esi, [ebx+0x18] (cmdline_paddr)
+        0x80, 0x3e, b'h',                         // cmp byte [esi], 'h'
+        0x75, 0x00,                               // jne fail
+        0x0f, 0x20, 0xc0,                         // mov eax, cr0
+        0xa8, 0x01,                               // test al, 1 (PE)
+        0x74, 0x00,                               // jz fail
+        0x66, 0xba, 0xf8, 0x03,                   // mov dx, 0x3f8
+        0xb0, b'o', 0xee,                         // mov al, 'o'; out dx, al
+        0xb0, b'k', 0xee,                         // mov al, 'k'; out dx, al
+        0xb0, 0x10, 0xe6, 0xf4,                   // mov al, 0x10; out 0xf4, al
+    ];
+    let fail = code.len();
+    code.extend_from_slice(&[0xb0, 0x11, 0xe6, 0xf4, 0xf4]); // fail: exit 0x11
+                                                             // Patch every `jne/jz fail` (0x75/0x74 00) with its displacement.
+    let mut i = 0;
+    while i + 1 < fail {
+        if matches!(code[i], 0x74 | 0x75) && code[i + 1] == 0 {
+            code[i + 1] = (fail - (i + 2)) as u8;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    let elf = write_temp("abi.elf", &tiny_elf(&code, true));
+    let mut command = vmm();
+    command
+        .arg("--kernel")
+        .arg(&elf)
+        .args(["--cmdline", "hello", "--timeout", "10"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(status, Some(0x10), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout, "ok");
+}
+
+#[test]
+fn guest_spinning_with_interrupts_off_stops_at_timeout() {
+    require_kvm();
+    // cli; jmp $ : the vCPU never exits by itself; the timeout must kick it.
+    let elf = write_temp("spin.elf", &tiny_elf(&[0xfa, 0xeb, 0xfe], true));
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "0.5"]);
+    let started = Instant::now();
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(
+        status,
+        Some(status::TIMEOUT),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn guest_halted_forever_stops_at_timeout() {
+    require_kvm();
+    let elf = write_temp("halt.elf", &tiny_elf(&[0xfa, 0xf4, 0xeb, 0xfd], true));
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "0.5"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(
+        status,
+        Some(status::TIMEOUT),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn triple_fault_is_a_crash() {
+    require_kvm();
+    // ud2 with an empty IDT: #UD -> #GP -> #DF -> shutdown.
+    let elf = write_temp("ud2.elf", &tiny_elf(&[0x0f, 0x0b], true));
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "10"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(
+        status,
+        Some(status::GUEST_CRASH),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("triple-fault"), "stderr: {stderr}");
+}
+
+/// Runs the VMM expecting a setup error; returns its one-line message.
+fn setup_error(args: &[&str], kernel: Option<&PathBuf>) -> String {
+    let mut command = vmm();
+    if let Some(kernel) = kernel {
+        command.arg("--kernel").arg(kernel);
+    }
+    command.args(args).args(["--timeout", "10"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(
+        status,
+        Some(status::SETUP_ERROR),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(!stdout.contains(boot::BANNER));
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
+    assert!(lines[0].starts_with("vmm: "), "{stderr}");
+    lines[0].to_string()
+}
+
+#[test]
+fn elf_without_pvh_note_is_refused() {
+    let elf = write_temp("nopvh.elf", &tiny_elf(&exit_code(0), false));
+    let message = setup_error(&[], Some(&elf));
+    assert!(message.contains("no PVH entry note"), "{message}");
+}
+
+#[test]
+fn truncated_elf_is_refused() {
+    let guest = std::fs::read(guest_elf()).unwrap();
+    // In the ELF header, in the program headers, in the last loaded byte.
+    for cut in [40, 100, loaded_end(&guest) - 1] {
+        let elf = write_temp("truncated.elf", &guest[..cut]);
+        let message = setup_error(&[], Some(&elf));
+        assert!(message.contains("truncated ELF"), "cut at {cut}: {message}");
+    }
+}
+
+/// The end of the last segment's bytes in the file.
+fn loaded_end(elf: &[u8]) -> usize {
+    let u64_at = |at: usize| u64::from_le_bytes(elf[at..at + 8].try_into().unwrap()) as usize;
+    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54), u16_at(56));
+    (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .map(|ph| u64_at(ph + 8) + u64_at(ph + 32))
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn non_elf_file_is_refused() {
+    let file = write_temp("script.sh", b"#!/bin/sh\necho hello\n");
+    let message = setup_error(&[], Some(&file));
+    assert!(message.contains("not an ELF file"), "{message}");
+}
+
+#[test]
+fn missing_kernel_file_is_refused() {
+    let missing = scratch_path("does-not-exist.elf");
+    let message = setup_error(&[], Some(&missing));
+    assert!(
+        message.contains("cannot read kernel") && message.contains("No such file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn kernel_larger_than_memory_is_refused() {
+    // Loads at 64 MiB: fits the default 128 MiB, not 16 MiB.
+    let elf = write_temp("high.elf", &tiny_elf_at(0x400_0000, &exit_code(7), true));
+    let message = setup_error(&["--memory", "16"], Some(&elf));
+    assert!(message.contains("does not fit in memory"), "{message}");
+    require_kvm();
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "10"]);
+    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(status, Some(7), "{stderr}");
+}
+
+#[test]
+fn memory_size_is_validated() {
+    for size in ["1", "100000"] {
+        let message = setup_error(&["--memory", size], None);
+        assert!(message.contains("out of range"), "{message}");
+    }
+}
+
+#[test]
+fn shell_exit_command_sets_the_status() {
+    require_kvm();
+    // Needs the keystroke scripts of `--keys` (issue 5).
+    let script = write_temp("exit5.keys", b"expect >\ntype exit 5\\n\n");
+    let mut command = vmm();
+    command.arg("--keys").arg(&script).args(["--timeout", "20"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(status, Some(5), "stdout:\n{stdout}\nstderr:\n{stderr}");
+}
