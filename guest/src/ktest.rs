@@ -2,7 +2,7 @@
 //!
 //! Each prints what it checks (`[ok] ...` / `[FAIL] ...`) and leaves through
 //! the debug-exit port with TEST_PASSED or TEST_FAILED. Tests:
-//! `boot`, `heap`, `should_panic`, `stack_overflow`, `executor`, `keyboard`,
+//! `boot`, `breakpoint`, `heap`, `should_panic`, `stack_overflow`, `executor`, `keyboard`,
 //! `timer`; and `fault_report`, whose expected outcome is the fatal
 //! page-fault report and exit value CPU_EXCEPTION.
 
@@ -29,6 +29,7 @@ use crate::{debug_exit, heap, interrupts, paging, stats, time, timer};
 /// Names accepted by `test=`.
 pub const TESTS: &[&str] = &[
     "boot",
+    "breakpoint",
     "heap",
     "should_panic",
     "stack_overflow",
@@ -78,6 +79,7 @@ pub fn run(name: &str, boot_info: &BootInfo) -> ! {
     println!("test {name}: running");
     match name {
         "boot" => boot_test(boot_info),
+        "breakpoint" => breakpoint_test(),
         "heap" => heap_test(),
         "should_panic" => should_panic_test(),
         "stack_overflow" => stack_overflow_test(),
@@ -156,28 +158,44 @@ fn boot_test(boot_info: &BootInfo) {
         "heap and low memory stay mapped"
     );
 
+    check!(
+        x86_64::instructions::interrupts::are_enabled(),
+        "interrupts enabled"
+    );
+    // Reported, not checked: `boot` must pass on machines where the PIC's
+    // output does not reach the CPU (QEMU microvm: the local APIC's LINT0 is
+    // not in virtual-wire mode without a BIOS). The `timer` and `executor`
+    // tests depend on the timer and check it.
+    let start = time::ticks();
+    // SAFETY: rdtsc has no side effects.
+    let tsc_start = unsafe { core::arch::x86_64::_rdtsc() };
+    while time::ticks() < start + 10
+        && unsafe { core::arch::x86_64::_rdtsc() } - tsc_start < 4_000_000_000
+    {
+        core::hint::spin_loop();
+    }
+    let ticks = time::ticks() - start;
+    if ticks >= 10 {
+        println!("[info] timer interrupts advance the clock ({ticks} ticks)");
+    } else {
+        println!("[info] only {ticks} timer interrupts within 4e9 TSC cycles: the PIC does not reach the CPU here");
+    }
+}
+
+/// Separate from `boot`: under nested KVM on some hosts `int3` ends in a KVM
+/// emulation failure before the guest sees #BP (seen with QEMU microvm/KVM on
+/// an AMD EPYC host), so `boot` stays free of it.
+fn breakpoint_test() {
     let before = stats::BREAKPOINTS.get();
     x86_64::instructions::interrupts::int3();
     check!(
         stats::BREAKPOINTS.get() == before + 1,
         "int3 reported by the breakpoint handler, execution resumed"
     );
-
+    x86_64::instructions::interrupts::int3();
     check!(
-        x86_64::instructions::interrupts::are_enabled(),
-        "interrupts enabled"
-    );
-    let start = time::ticks();
-    let mut polls = 0u64;
-    while time::ticks() < start + 10 && polls < 500_000_000 {
-        core::hint::spin_loop();
-        polls += 1;
-    }
-    check!(
-        time::ticks() >= start + 10,
-        "timer interrupts advance the clock ({} -> {})",
-        start,
-        time::ticks()
+        stats::BREAKPOINTS.get() == before + 2,
+        "a second int3 is reported too"
     );
 }
 
@@ -259,7 +277,7 @@ fn heap_test() {
     unsafe {
         let page = alloc::alloc::alloc(layout);
         check!(
-            !page.is_null() && page as usize % 4096 == 0,
+            !page.is_null() && (page as usize).is_multiple_of(4096),
             "4 KiB-aligned allocation at {page:#p}"
         );
         alloc::alloc::dealloc(page, layout);
@@ -384,7 +402,7 @@ async fn executor_test() {
     );
 
     // Wake while pending (from another task, as an interrupt would): polled again.
-    waker_t.clone().wake();
+    waker_t.wake_by_ref();
     yield_now().await;
     check!(
         POLLS_T.load(Ordering::SeqCst) == 2,

@@ -10,7 +10,7 @@ use shared::time::{PIT_FREQUENCY_HZ, TIMER_RELOAD};
 use x86_64::instructions::port::Port;
 
 /// PIT command: channel 0, access lobyte/hibyte, mode 2 (rate generator), binary.
-const PIT_CH0_LOHI_MODE2: u8 = 0b00_11_010_0;
+const PIT_CH0_LOHI_MODE2: u8 = 0b0011_0100;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
