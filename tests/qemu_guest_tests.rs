@@ -10,7 +10,9 @@ use shared::exit::{self, qemu_exit_status};
 /// Boots `test=NAME`; returns QEMU's exit code and the serial output.
 fn run_guest_test(name: &str) -> (Option<i32>, String) {
     let mut command = qemu_command("pc", "tcg", guest_elf());
-    command.arg("-append").arg(format!("{}={name}", shared::boot::TEST_PARAM));
+    command
+        .arg("-append")
+        .arg(format!("{}={name}", shared::boot::TEST_PARAM));
     let mut vm = Machine::spawn(command);
     let status = vm.wait(Duration::from_secs(60));
     (status.code(), vm.stdout.text())
@@ -18,10 +20,20 @@ fn run_guest_test(name: &str) -> (Option<i32>, String) {
 
 fn assert_passes(name: &str, must_print: &[&str]) {
     let (code, output) = run_guest_test(name);
-    assert_eq!(code, Some(qemu_exit_status(exit::TEST_PASSED)), "test={name} did not pass; output:\n{output}");
-    assert!(!output.contains("[FAIL]"), "test={name} reported a failed check:\n{output}");
+    assert_eq!(
+        code,
+        Some(qemu_exit_status(exit::TEST_PASSED)),
+        "test={name} did not pass; output:\n{output}"
+    );
+    assert!(
+        !output.contains("[FAIL]"),
+        "test={name} reported a failed check:\n{output}"
+    );
     for line in must_print {
-        assert!(output.contains(line), "test={name} did not print {line:?}; output:\n{output}");
+        assert!(
+            output.contains(line),
+            "test={name} did not print {line:?}; output:\n{output}"
+        );
     }
 }
 
@@ -39,18 +51,46 @@ fn boot() {
 }
 
 #[test]
+fn bootinfo() {
+    assert_passes(
+        "bootinfo",
+        &[
+            "[ok] a wrong magic is rejected",
+            "[ok] heap above the kernel end, capped",
+            "test bootinfo: passed",
+        ],
+    );
+}
+
+#[test]
 fn breakpoint() {
-    assert_passes("breakpoint", &["EXCEPTION: breakpoint at rip=0x", "[ok] a second int3 is reported too"]);
+    assert_passes(
+        "breakpoint",
+        &[
+            "EXCEPTION: breakpoint at rip=0x",
+            "[ok] a second int3 is reported too",
+        ],
+    );
 }
 
 #[test]
 fn heap() {
-    assert_passes("heap", &["[ok] freed memory is reused", "[ok] everything freed", "test heap: passed"]);
+    assert_passes(
+        "heap",
+        &[
+            "[ok] freed memory is reused",
+            "[ok] everything freed",
+            "test heap: passed",
+        ],
+    );
 }
 
 #[test]
 fn should_panic() {
-    assert_passes("should_panic", &["[test] panicked as expected: index out of bounds"]);
+    assert_passes(
+        "should_panic",
+        &["[test] panicked as expected: index out of bounds"],
+    );
 }
 
 #[test]
@@ -83,27 +123,53 @@ fn executor() {
 fn keyboard() {
     assert_passes(
         "keyboard",
-        &["[ok] left Ctrl+C is an interrupt", "[ok] a full queue drops and counts", "test keyboard: passed"],
+        &[
+            "[ok] left Ctrl+C is an interrupt",
+            "[ok] a full queue drops and counts",
+            "test keyboard: passed",
+        ],
     );
 }
 
 #[test]
 fn timer() {
-    assert_passes("timer", &["[ok] timers fired in deadline order", "test timer: passed"]);
+    assert_passes(
+        "timer",
+        &["[ok] timers fired in deadline order", "test timer: passed"],
+    );
 }
 
 #[test]
 fn fault_report_exits_with_cpu_exception() {
     let (code, output) = run_guest_test("fault_report");
-    assert_eq!(code, Some(qemu_exit_status(exit::CPU_EXCEPTION)), "output:\n{output}");
-    for line in ["EXCEPTION: page fault (#PF) (vector 14)", "cr2=0x0: page not present on read in kernel mode", "null pointer dereference", "rip=0x"] {
-        assert!(output.contains(line), "no {line:?} in the report:\n{output}");
+    assert_eq!(
+        code,
+        Some(qemu_exit_status(exit::CPU_EXCEPTION)),
+        "output:\n{output}"
+    );
+    for line in [
+        "EXCEPTION: page fault (#PF) (vector 14)",
+        "cr2=0x0: page not present on read in kernel mode",
+        "null pointer dereference",
+        "rip=0x",
+    ] {
+        assert!(
+            output.contains(line),
+            "no {line:?} in the report:\n{output}"
+        );
     }
 }
 
 #[test]
 fn unknown_test_name_fails() {
     let (code, output) = run_guest_test("no_such_test");
-    assert_eq!(code, Some(qemu_exit_status(exit::TEST_FAILED)), "output:\n{output}");
-    assert!(output.contains("unknown test: no_such_test; tests: boot breakpoint heap"), "output:\n{output}");
+    assert_eq!(
+        code,
+        Some(qemu_exit_status(exit::TEST_FAILED)),
+        "output:\n{output}"
+    );
+    assert!(
+        output.contains("unknown test: no_such_test; tests: boot bootinfo breakpoint heap"),
+        "output:\n{output}"
+    );
 }

@@ -21,7 +21,9 @@ impl Shell {
     fn boot() -> Shell {
         let socket = scratch_path("qmp.sock");
         let mut command = qemu_command("pc", "tcg", guest_elf());
-        command.arg("-qmp").arg(format!("unix:{},server=on,wait=off", socket.display()));
+        command
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", socket.display()));
         let vm = Machine::spawn(command);
         vm.stdout.expect(shared::boot::BANNER, TIMEOUT);
         vm.stdout.expect("i8042: keyboard ready", TIMEOUT);
@@ -65,7 +67,10 @@ impl Shell {
         let echo = after_start.find(line).expect("echo seen") + line.len();
         let after_echo = &after_start[echo..];
         let end = after_echo.find("\r\n> ").expect("prompt seen") + 2;
-        after_echo[..end].strip_prefix("\r\n").expect("newline after the echo").to_string()
+        after_echo[..end]
+            .strip_prefix("\r\n")
+            .expect("newline after the echo")
+            .to_string()
     }
 
     fn transcript(&self) -> String {
@@ -86,7 +91,12 @@ fn counter(text: &str, name: &str) -> u64 {
 fn echo_with_shift_and_symbols() {
     let mut shell = Shell::boot();
     let out = shell.output_of("echo Hello, World!");
-    assert_eq!(out, "Hello, World!\r\n", "transcript:\n{}", shell.transcript());
+    assert_eq!(
+        out,
+        "Hello, World!\r\n",
+        "transcript:\n{}",
+        shell.transcript()
+    );
     let out = shell.output_of("echo (a+b)*c = \"x_y\"; 100% <ok>? {[~|`]}");
     assert_eq!(out, "(a+b)*c = \"x_y\"; 100% <ok>? {[~|`]}\r\n");
 }
@@ -103,8 +113,15 @@ fn backspace_erases() {
     shell.enter();
     shell.expect("\r\nabc\r\n> ");
     let transcript = shell.transcript();
-    assert!(transcript.contains("> echo abx\x08 \x08c\r\nabc\r\n"), "transcript:\n{transcript:?}");
-    assert_eq!(transcript.matches('\x08').count(), 2, "one erase only:\n{transcript:?}");
+    assert!(
+        transcript.contains("> echo abx\x08 \x08c\r\nabc\r\n"),
+        "transcript:\n{transcript:?}"
+    );
+    assert_eq!(
+        transcript.matches('\x08').count(),
+        2,
+        "one erase only:\n{transcript:?}"
+    );
 }
 
 #[test]
@@ -116,19 +133,38 @@ fn ctrl_c_abandons_the_line() {
     assert!(shell.transcript().contains("> echo nope^C\r\n> "));
     let out = shell.output_of("echo yes");
     assert_eq!(out, "yes\r\n");
-    assert!(!shell.transcript().contains("\r\nnope\r\n"), "the abandoned line ran:\n{}", shell.transcript());
+    assert!(
+        !shell.transcript().contains("\r\nnope\r\n"),
+        "the abandoned line ran:\n{}",
+        shell.transcript()
+    );
 }
 
 #[test]
 fn help_unknown_and_usage() {
     let mut shell = Shell::boot();
     let help = shell.output_of("help");
-    for command in ["echo TEXT", "uptime", "sleep MS", "timer MS TEXT", "spin MS", "tasks", "stats", "exit [N]"] {
+    for command in [
+        "echo TEXT",
+        "uptime",
+        "sleep MS",
+        "timer MS TEXT",
+        "spin MS",
+        "tasks",
+        "stats",
+        "exit [N]",
+    ] {
         assert!(help.contains(command), "help lacks {command:?}:\n{help}");
     }
-    assert_eq!(shell.output_of("frobnicate now"), "unknown command: frobnicate\r\n");
+    assert_eq!(
+        shell.output_of("frobnicate now"),
+        "unknown command: frobnicate\r\n"
+    );
     assert_eq!(shell.output_of("sleep soon"), "usage: sleep MS\r\n");
-    assert_eq!(shell.output_of("exit 256"), "usage: exit [N] (N from 0 to 255)\r\n");
+    assert_eq!(
+        shell.output_of("exit 256"),
+        "usage: exit [N] (N from 0 to 255)\r\n"
+    );
     assert_eq!(shell.output_of(""), "");
 }
 
@@ -141,12 +177,26 @@ fn tasks_and_stats() {
     shell.expect(PROMPT);
     assert_eq!(shell.output_of("tasks"), "tasks: 3\r\n");
     let stats = shell.output_of("stats");
-    for name in ["keyboard_irqs", "scancodes", "scancodes_dropped", "timer_ticks", "wakes", "polls", "halts"] {
+    for name in [
+        "keyboard_irqs",
+        "scancodes",
+        "scancodes_dropped",
+        "timer_ticks",
+        "wakes",
+        "polls",
+        "halts",
+    ] {
         counter(&stats, name);
     }
-    assert!(counter(&stats, "scancodes") > 0 && counter(&stats, "keyboard_irqs") > 0, "{stats}");
+    assert!(
+        counter(&stats, "scancodes") > 0 && counter(&stats, "keyboard_irqs") > 0,
+        "{stats}"
+    );
     assert_eq!(counter(&stats, "scancodes_dropped"), 0, "{stats}");
-    assert!(counter(&stats, "timer_ticks") > 0 && counter(&stats, "polls") > 0, "{stats}");
+    assert!(
+        counter(&stats, "timer_ticks") > 0 && counter(&stats, "polls") > 0,
+        "{stats}"
+    );
 }
 
 #[test]
@@ -161,15 +211,25 @@ fn timer_output_arrives_while_the_shell_serves_commands() {
     // Leave a half-typed line for the message to interrupt.
     shell.type_echoed("ech");
     let typed_after = started.elapsed();
-    assert!(typed_after < Duration::from_millis(2500), "typing took {typed_after:?}: too slow to test");
+    assert!(
+        typed_after < Duration::from_millis(2500),
+        "typing took {typed_after:?}: too slow to test"
+    );
     shell.expect("\r\nding\r\n> ech");
-    assert!(started.elapsed() >= Duration::from_millis(2900), "timer fired early: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(2900),
+        "timer fired early: {:?}",
+        started.elapsed()
+    );
     // The line typed before the message is still there.
     shell.type_echoed("o two");
     shell.enter();
     shell.expect("\r\ntwo\r\n> ");
     let transcript = shell.transcript();
-    assert!(transcript.contains("> ech\r\nding\r\n> echo two\r\ntwo\r\n"), "transcript:\n{transcript:?}");
+    assert!(
+        transcript.contains("> ech\r\nding\r\n> echo two\r\ntwo\r\n"),
+        "transcript:\n{transcript:?}"
+    );
 }
 
 #[test]
@@ -182,10 +242,19 @@ fn sleep_keeps_keys_typed_meanwhile() {
     let typed = started.elapsed();
     shell.expect("> echo zz\r\nzz\r\n> ");
     let done = started.elapsed();
-    assert!(typed < Duration::from_millis(1000), "typing took {typed:?}: too slow to test");
-    assert!(done >= Duration::from_millis(1400), "sleep ended after {done:?}");
+    assert!(
+        typed < Duration::from_millis(1000),
+        "typing took {typed:?}: too slow to test"
+    );
+    assert!(
+        done >= Duration::from_millis(1400),
+        "sleep ended after {done:?}"
+    );
     let transcript = shell.transcript();
-    assert!(transcript.contains("sleep 1500\r\n> echo zz\r\nzz\r\n> "), "transcript:\n{transcript:?}");
+    assert!(
+        transcript.contains("sleep 1500\r\n> echo zz\r\nzz\r\n> "),
+        "transcript:\n{transcript:?}"
+    );
 }
 
 #[test]
@@ -198,10 +267,20 @@ fn spin_keeps_ticks_and_keys() {
     let typed = started.elapsed();
     shell.expect("> echo spun\r\nspun\r\n> ");
     let done = started.elapsed();
-    assert!(typed < Duration::from_millis(1000), "typing took {typed:?}: too slow to test");
-    assert!(done >= Duration::from_millis(1400), "spin ended after {done:?}");
+    assert!(
+        typed < Duration::from_millis(1000),
+        "typing took {typed:?}: too slow to test"
+    );
+    assert!(
+        done >= Duration::from_millis(1400),
+        "spin ended after {done:?}"
+    );
     let after = counter(&shell.output_of("uptime"), "uptime");
-    assert!(after - before >= 1500, "uptime advanced {} ms across spin 1500", after - before);
+    assert!(
+        after - before >= 1500,
+        "uptime advanced {} ms across spin 1500",
+        after - before
+    );
     let stats = shell.output_of("stats");
     assert_eq!(counter(&stats, "scancodes_dropped"), 0, "{stats}");
 }
@@ -218,7 +297,10 @@ fn uptime_follows_the_host_clock() {
     let guest = (second - first) as i64;
     // Both readings include typing the command and reading the reply, so
     // the error is that latency's jitter, not the clock's.
-    assert!((guest - host).abs() < 250, "guest measured {guest} ms, host {host} ms");
+    assert!(
+        (guest - host).abs() < 250,
+        "guest measured {guest} ms, host {host} ms"
+    );
 }
 
 #[test]

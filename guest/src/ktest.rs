@@ -2,7 +2,7 @@
 //!
 //! Each prints what it checks (`[ok] ...` / `[FAIL] ...`) and leaves through
 //! the debug-exit port with TEST_PASSED or TEST_FAILED. Tests:
-//! `boot`, `breakpoint`, `heap`, `should_panic`, `stack_overflow`, `executor`, `keyboard`,
+//! `boot`, `bootinfo`, `breakpoint`, `heap`, `should_panic`, `stack_overflow`, `executor`, `keyboard`,
 //! `timer`; and `fault_report`, whose expected outcome is the fatal
 //! page-fault report and exit value CPU_EXCEPTION.
 
@@ -29,6 +29,7 @@ use crate::{debug_exit, heap, interrupts, paging, stats, time, timer};
 /// Names accepted by `test=`.
 pub const TESTS: &[&str] = &[
     "boot",
+    "bootinfo",
     "breakpoint",
     "heap",
     "should_panic",
@@ -80,6 +81,7 @@ pub fn run(name: &str, boot_info: &BootInfo) -> ! {
     match name {
         "boot" => boot_test(boot_info),
         "breakpoint" => breakpoint_test(),
+        "bootinfo" => bootinfo_test(),
         "heap" => heap_test(),
         "should_panic" => should_panic_test(),
         "stack_overflow" => stack_overflow_test(),
@@ -180,6 +182,120 @@ fn boot_test(boot_info: &BootInfo) {
     } else {
         println!("[info] only {ticks} timer interrupts within 4e9 TSC cycles: the PIC does not reach the CPU here");
     }
+}
+
+/// Start-info validation and heap placement on synthetic inputs.
+fn bootinfo_test() {
+    use crate::bootinfo::{BootInfoError, MemoryRegion, START_INFO_MAGIC};
+
+    // A fake hvm_start_info with its command line and memory map, on the heap.
+    #[repr(C, align(8))]
+    struct Fake {
+        info: [u8; 64],
+        cmdline: [u8; 32],
+        memmap: [[u64; 3]; 3],
+    }
+    let mut fake = Box::new(Fake {
+        info: [0; 64],
+        cmdline: [0; 32],
+        memmap: [[0; 3]; 3],
+    });
+    let base = &raw const *fake as u64;
+    let cmdline = b"console=ttyS0 test=bootinfo x=1\0";
+    fake.cmdline[..cmdline.len()].copy_from_slice(cmdline);
+    fake.memmap = [
+        [0, 0x9fc00, 1],
+        [0x100000, 0x7f00000, 1],
+        [0xfeffc000, 0x4000, 2],
+    ];
+    fake.info[0..4].copy_from_slice(&START_INFO_MAGIC.to_le_bytes());
+    fake.info[4..8].copy_from_slice(&1u32.to_le_bytes());
+    fake.info[24..32].copy_from_slice(&(base + 64).to_le_bytes());
+    fake.info[40..48].copy_from_slice(&(base + 96).to_le_bytes());
+    fake.info[48..52].copy_from_slice(&3u32.to_le_bytes());
+
+    let mut info = Box::new(BootInfo::empty());
+    // SAFETY: `base` points to a complete fake structure.
+    let parsed = unsafe { info.parse(base) };
+    check!(parsed.is_ok(), "a valid start info parses: {parsed:?}");
+    check!(
+        info.cmdline() == "console=ttyS0 test=bootinfo x=1",
+        "command line copied: {:?}",
+        info.cmdline()
+    );
+    check!(
+        info.param("test") == Some("bootinfo") && info.param("x") == Some("1"),
+        "key=value parameters"
+    );
+    check!(
+        info.param("console=ttyS0").is_none() && info.param("tes").is_none(),
+        "only whole keys match"
+    );
+    let map = info.memory_map();
+    check!(
+        map.len() == 3 && map[1].addr == 0x100000 && map[1].size == 0x7f00000 && map[2].kind == 2,
+        "memory map copied: {map:?}"
+    );
+
+    fake.info[0] ^= 0xff;
+    // SAFETY: as above.
+    let bad = unsafe { info.parse(base) };
+    check!(
+        matches!(bad, Err(BootInfoError::BadMagic(_))),
+        "a wrong magic is rejected: {bad:?}"
+    );
+    fake.info[0] ^= 0xff;
+    fake.info[4..8].copy_from_slice(&0u32.to_le_bytes());
+    // SAFETY: as above.
+    let old = unsafe { info.parse(base) };
+    check!(
+        matches!(old, Err(BootInfoError::NoMemoryMap { version: 0 })),
+        "version 0 (no memory map) is rejected"
+    );
+    // SAFETY: address 0 is rejected before any access.
+    let null = unsafe { info.parse(0) };
+    check!(
+        matches!(null, Err(BootInfoError::NullPointer)),
+        "a null start info is rejected"
+    );
+    // SAFETY: rejected before any access (above the mapped 4 GiB).
+    let high = unsafe { info.parse(0x1_0000_0000) };
+    check!(
+        matches!(high, Err(BootInfoError::Unmapped { .. })),
+        "a start info above 4 GiB is rejected"
+    );
+
+    let ram = |addr: u64, size: u64| MemoryRegion {
+        addr,
+        size,
+        kind: crate::bootinfo::MEMMAP_TYPE_RAM,
+    };
+    let kernel_end = 0x141d38;
+    let chosen = heap::choose(&[ram(0, 0x9fc00), ram(0x100000, 0x7f00000)], kernel_end);
+    check!(
+        chosen == Some((0x142000, heap::HEAP_MAX)),
+        "heap above the kernel end, capped: {chosen:x?}"
+    );
+    let chosen = heap::choose(
+        &[ram(0x100000, 0x100000), ram(0x1000000, 0x300000)],
+        kernel_end,
+    );
+    check!(
+        chosen == Some((0x1000000, 0x300000)),
+        "the largest region wins: {chosen:x?}"
+    );
+    let reserved = MemoryRegion {
+        addr: 0x1000000,
+        size: 0x10000000,
+        kind: 2,
+    };
+    let chosen = heap::choose(&[ram(0, 0x9fc00), reserved], kernel_end);
+    check!(chosen.is_none(), "no heap without RAM above the kernel");
+    let chosen = heap::choose(&[ram(0xffff0000, 0x20000000)], kernel_end);
+    check!(
+        chosen == Some((0xffff0000, 0x10000)),
+        "the heap stays below 4 GiB: {chosen:x?}"
+    );
 }
 
 /// Separate from `boot`: under nested KVM on some hosts `int3` ends in a KVM

@@ -40,18 +40,33 @@ impl Qmp {
                 Err(error) => panic!("cannot connect to QMP socket {}: {error}", path.display()),
             }
         };
-        stream.set_read_timeout(Some(REPLY_TIMEOUT)).expect("set QMP read timeout");
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .expect("set QMP read timeout");
         let writer = stream.try_clone().expect("clone QMP socket");
-        let mut qmp = Qmp { reader: BufReader::new(stream), writer, next_id: 0, events: Vec::new(), hold_time_ms: 10 };
+        let mut qmp = Qmp {
+            reader: BufReader::new(stream),
+            writer,
+            next_id: 0,
+            events: Vec::new(),
+            hold_time_ms: 10,
+        };
         let greeting = qmp.read_message();
-        assert!(greeting.get("QMP").is_some(), "expected the QMP greeting, got {greeting}");
-        qmp.execute("qmp_capabilities", None).expect("qmp_capabilities");
+        assert!(
+            greeting.get("QMP").is_some(),
+            "expected the QMP greeting, got {greeting}"
+        );
+        qmp.execute("qmp_capabilities", None)
+            .expect("qmp_capabilities");
         qmp
     }
 
     fn read_message(&mut self) -> Value {
         let mut line = String::new();
-        let n = self.reader.read_line(&mut line).unwrap_or_else(|e| panic!("reading from QMP: {e}"));
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("reading from QMP: {e}"));
         assert!(n > 0, "QMP connection closed by QEMU");
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON from QMP ({e}): {line:?}"))
     }
@@ -66,7 +81,9 @@ impl Qmp {
         }
         let mut text = message.to_string();
         text.push('\n');
-        self.writer.write_all(text.as_bytes()).expect("write to QMP");
+        self.writer
+            .write_all(text.as_bytes())
+            .expect("write to QMP");
         loop {
             let reply = self.read_message();
             if reply.get("event").is_some() {
@@ -90,7 +107,10 @@ impl Qmp {
     /// [`Qmp::hold_time_ms`]. QEMU queues key events behind earlier ones, so
     /// successive calls type in order.
     pub fn send_key(&mut self, keys: &[&str]) {
-        let keys: Vec<Value> = keys.iter().map(|k| json!({ "type": "qcode", "data": k })).collect();
+        let keys: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "type": "qcode", "data": k }))
+            .collect();
         let arguments = json!({ "keys": keys, "hold-time": self.hold_time_ms });
         if let Err(error) = self.execute("send-key", Some(arguments)) {
             panic!("send-key {keys:?} failed: {error}");
@@ -109,8 +129,8 @@ impl Qmp {
 /// The QKeyCode combination typing `c` on a US keyboard.
 pub fn char_keys(c: char) -> Option<Vec<&'static str>> {
     const LETTERS: [&str; 26] = [
-        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u",
-        "v", "w", "x", "y", "z",
+        "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r",
+        "s", "t", "u", "v", "w", "x", "y", "z",
     ];
     const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
     const SHIFTED_DIGITS: &str = ")!@#$%^&*(";
