@@ -409,7 +409,8 @@ pub fn shutdown_cause(reason: &crate::vm::ExitReason) -> (bool, &'static str) {
         ExitReason::GuestExit(_) => (true, "guest-shutdown"),
         ExitReason::GuestReset | ExitReason::TripleFault => (true, "guest-reset"),
         ExitReason::Host => (false, "host-signal"),
-        ExitReason::Crash(_) => (false, "host-error"),
+        // Crashes and host failures; also any reason added later.
+        _ => (false, "host-error"),
     }
 }
 

@@ -271,13 +271,14 @@ impl QmpSession {
         let result = self.dispatch(&name, &arguments, backend, &mut events);
         match result {
             Ok(value) => {
-                // State-change events precede the answer, as in QEMU.
-                out.extend(events);
-                out.push(with_id(json!({"return": value})));
+                // State-change events precede the answer, as in QEMU 7.2
+                // (also `SHUTDOWN` before the answer to `quit`).
                 if self.quit {
-                    out.push(shutdown_event(false, "host-qmp-quit"));
+                    events.push(shutdown_event(false, "host-qmp-quit"));
                     actions.push(Action::Quit);
                 }
+                out.extend(events);
+                out.push(with_id(json!({"return": value})));
             }
             Err(e) => out.push(with_id(e)),
         }
@@ -1103,7 +1104,7 @@ mod tests {
     }
 
     #[test]
-    fn quit_answers_then_shutdown_and_ignores_the_rest() {
+    fn quit_sends_shutdown_then_answers_and_ignores_the_rest() {
         let mock = Mock::default();
         let mut s = ready(&mock);
         let (out, actions) = s.feed(br#"{"execute":"quit","id":7}{"execute":"stop"}"#, &mock);
@@ -1111,8 +1112,8 @@ mod tests {
         assert_eq!(
             out,
             [
-                json!({"return": {}, "id": 7}),
-                json!({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}})
+                json!({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}),
+                json!({"return": {}, "id": 7})
             ]
         );
         assert_eq!(actions, [Action::Quit]);
