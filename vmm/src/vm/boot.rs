@@ -346,7 +346,7 @@ const _: () = {
     assert!(std::mem::size_of::<HvmStartInfo>() == 56);
     assert!(std::mem::size_of::<HvmMemmapEntry>() == 24);
     assert!(MEMMAP_ADDR + 3 * 24 <= START_INFO_ADDR + 0x1000);
-    assert!(CMDLINE_ADDR + CMDLINE_MAX as u64 + 1 <= memory::LOW_RAM_END);
+    assert!(CMDLINE_ADDR + (CMDLINE_MAX as u64) < memory::LOW_RAM_END);
 };
 
 #[cfg(test)]
@@ -355,7 +355,10 @@ pub(crate) mod tests {
 
     /// A minimal ELF64 for x86-64: one PT_LOAD of `code` at `load`, and the
     /// given notes segments (each a list of `(name, type, desc)`).
-    pub(crate) fn build_elf(load: u64, code: &[u8], notes: &[&[(&[u8], u32, &[u8])]]) -> Vec<u8> {
+    /// One ELF note: name (with NUL), type, descriptor.
+    type Note<'a> = (&'a [u8], u32, &'a [u8]);
+
+    pub(crate) fn build_elf(load: u64, code: &[u8], notes: &[&[Note]]) -> Vec<u8> {
         let phnum = 1 + notes.len();
         let mut note_blobs = Vec::new();
         for segment in notes {
@@ -420,7 +423,7 @@ pub(crate) mod tests {
     #[test]
     fn finds_the_pvh_entry_in_any_note_segment() {
         let (name, kind, desc) = pvh_note(0x10_0000);
-        let gnu: (&[u8], u32, &[u8]) = (b"GNU\0", 3, &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let gnu: Note = (b"GNU\0", 3, &[1, 2, 3, 4, 5, 6, 7, 8]);
         let elf = build_elf(0x10_0000, &[0xf4], &[&[(name, kind, &desc)], &[gnu]]);
         let info = inspect(&elf).unwrap();
         assert_eq!(info.pvh_entry, 0x10_0000);
@@ -439,7 +442,7 @@ pub(crate) mod tests {
                 "cut at {cut}"
             );
         }
-        let gnu: (&[u8], u32, &[u8]) = (b"GNU\0", 3, &[0; 4]);
+        let gnu: Note = (b"GNU\0", 3, &[0; 4]);
         let no_pvh = build_elf(0x10_0000, &[0xf4], &[&[gnu]]);
         assert!(matches!(inspect(&no_pvh), Err(BootError::NoPvhNote)));
         let mut elf32 = elf.clone();

@@ -228,7 +228,18 @@ impl Vm {
         let timer_shared = shared.clone();
         let timer = thread::Builder::new()
             .name("pit-timer".into())
-            .spawn(move || timer::run(&timer_shared, clock))
+            .spawn(move || {
+                if let Err(error) = timer::run(&timer_shared, clock) {
+                    // Without its timer the guest would hang: stop it.
+                    let mut state = timer_shared.lock();
+                    let reason = ExitReason::Crash(format!("the PIT timer thread failed: {error}"));
+                    let exit = VmExit {
+                        status: shared::status::GUEST_CRASH,
+                        reason,
+                    };
+                    timer_shared.request_exit(&mut state, exit);
+                }
+            })
             .map_err(|e| Error::Host("cannot start the timer thread", e))?;
         let vcpu_shared = shared.clone();
         let vcpu_thread = thread::Builder::new()
@@ -259,10 +270,8 @@ impl Vm {
         });
         let exit = handle.wait_exit();
         let run_time = started.elapsed();
-        match timer.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => log::error!("the timer thread failed: {error}"),
-            Err(_) => log::error!("the timer thread panicked"),
+        if timer.join().is_err() {
+            log::error!("the PIT timer thread panicked");
         }
         shared.tap.close();
         let platform = shared.lock().devices.stats();

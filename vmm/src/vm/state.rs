@@ -22,7 +22,8 @@ pub enum ExitReason {
     /// The guest triple-faulted (`KVM_EXIT_SHUTDOWN`).
     TripleFault,
     /// KVM could not run the guest (internal error, failed entry, an exit
-    /// this machine cannot handle); the text says which.
+    /// this machine cannot handle), or the VMM's own machinery failed while
+    /// running; the text says which.
     Crash(String),
 }
 
@@ -37,7 +38,7 @@ impl fmt::Display for ExitReason {
             }
             Self::Host => write!(f, "stopped by the host"),
             Self::TripleFault => write!(f, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)"),
-            Self::Crash(what) => write!(f, "the guest crashed: {what}"),
+            Self::Crash(what) => f.write_str(what),
         }
     }
 }

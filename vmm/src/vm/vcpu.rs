@@ -182,7 +182,8 @@ impl VcpuLoop<'_> {
             }
             halted = false;
             if let Err(error) = self.inject(&mut state) {
-                return crash(ExitReason::Crash(format!("KVM_INTERRUPT failed: {error}")));
+                let what = format!("KVM_INTERRUPT failed: {error}");
+                return crash(self.describe(ExitReason::Crash(what)));
             }
             state.vcpu_phase = VcpuPhase::InGuest;
             drop(state);
@@ -288,18 +289,18 @@ impl VcpuLoop<'_> {
         }
     }
 
-    /// Adds where the guest was (RIP, mode) to a crash description.
+    /// Words a crash for the user, with where the guest was (RIP, mode).
     fn describe(&self, reason: ExitReason) -> ExitReason {
         let ExitReason::Crash(what) = reason else {
             return reason;
         };
-        let (Ok(regs), Ok(sregs)) = (self.vcpu.get_regs(), self.vcpu.get_sregs()) else {
-            return ExitReason::Crash(what);
-        };
-        ExitReason::Crash(format!(
-            "{what} at rip {:#x} (cr0 {:#x}, efer {:#x}, cs.l {})",
-            regs.rip, sregs.cr0, sregs.efer, sregs.cs.l
-        ))
+        match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
+            (Ok(regs), Ok(sregs)) => ExitReason::Crash(format!(
+                "the guest crashed: {what} at rip {:#x} (cr0 {:#x}, efer {:#x}, cs.l {})",
+                regs.rip, sregs.cr0, sregs.efer, sregs.cs.l
+            )),
+            _ => ExitReason::Crash(format!("the guest crashed: {what}")),
+        }
     }
 
     /// Injects the PIC's interrupt if the guest can take it now, and asks
