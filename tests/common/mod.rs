@@ -69,8 +69,15 @@ pub fn qemu_binary() -> &'static str {
 
 /// Fails unless /dev/kvm is usable.
 pub fn require_kvm() {
-    let kvm = std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm");
-    assert!(kvm.is_ok(), "/dev/kvm is required for this test: {:?}", kvm.err());
+    let kvm = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm");
+    assert!(
+        kvm.is_ok(),
+        "/dev/kvm is required for this test: {:?}",
+        kvm.err()
+    );
 }
 
 /// Serial output collected from a child process, with waiting.
@@ -176,12 +183,22 @@ pub struct Machine {
 impl Machine {
     /// Spawns `command` with piped stdio.
     pub fn spawn(mut command: Command) -> Self {
-        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
         let stdout = Output::collect(child.stdout.take().unwrap());
         let stderr = Output::collect(child.stderr.take().unwrap());
         let stdin = child.stdin.take();
-        Machine { child, stdout, stderr, stdin }
+        Machine {
+            child,
+            stdout,
+            stderr,
+            stdin,
+        }
     }
 
     /// Waits for the process to exit, killing it after `timeout`.
