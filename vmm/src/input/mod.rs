@@ -344,8 +344,10 @@ impl PreparedInput {
                 .expect("spawn input-terminal thread");
         }
         let mut events = None;
+        let mut qmp_path = None;
         if let Some(server) = self.qmp {
             events = Some(server.events());
+            qmp_path = Some(server.path().to_path_buf());
             let vm = vm.clone();
             let worker = worker.clone();
             thread::Builder::new()
@@ -378,24 +380,33 @@ impl PreparedInput {
                 })
                 .expect("spawn input-script thread");
         }
-        Ok(InputHandle { events, _raw: raw })
+        Ok(InputHandle {
+            events,
+            qmp_path,
+            _raw: raw,
+        })
     }
 }
 
 /// The running input sources.
 pub struct InputHandle {
     events: Option<EventSink>,
+    qmp_path: Option<PathBuf>,
     _raw: Option<terminal::RawTerminal>,
 }
 
 impl InputHandle {
     /// Tells QMP clients the machine stopped (`SHUTDOWN` event, sent once; a
-    /// QMP `quit` already sent its own) and restores the terminal. Call when
-    /// the VM has stopped, before the process exits.
+    /// QMP `quit` already sent its own), removes the QMP socket file and
+    /// restores the terminal. Call when the VM has stopped, before the
+    /// process exits.
     pub fn vm_stopped(&self, reason: &crate::vm::ExitReason) {
         if let Some(events) = &self.events {
             let (guest, cause) = shutdown_cause(reason);
             events.shutdown(guest, cause);
+        }
+        if let Some(path) = &self.qmp_path {
+            let _ = std::fs::remove_file(path);
         }
         terminal::restore();
     }

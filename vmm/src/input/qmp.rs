@@ -759,10 +759,11 @@ impl QmpServer {
             for action in actions {
                 match action {
                     Action::Quit => {
+                        // The connection stays open (input is ignored) until
+                        // the client hangs up or the process exits, as QEMU.
                         self.events.mark_shutdown_sent();
                         let _ = writer.flush();
                         on_quit();
-                        return Ok(());
                     }
                 }
             }
