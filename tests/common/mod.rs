@@ -2,6 +2,7 @@
 //! processes, watching their serial output, and the guest ELF.
 #![allow(dead_code)]
 
+pub mod guest;
 pub mod qmp;
 
 use std::io::Read;
