@@ -113,6 +113,11 @@ impl VectorMap {
 }
 
 /// Channel-0 ticks on their way to IRQ0.
+///
+/// A tick stays "in flight" from its IRQ0 edge until the guest acknowledges
+/// the IRQ0 vector (INTA) or re-initialises the master PIC. A guest that takes
+/// IRQ0 only through the 8259 poll command (OCW3 P) never sends INTA, so it
+/// would see one tick only; no PVH kernel we know of does that.
 #[derive(Debug, Default)]
 struct TickQueue {
     /// Ticks that happened and are not yet delivered.
