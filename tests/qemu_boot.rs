@@ -12,7 +12,10 @@ fn guest_elf_has_pvh_note_and_valid_entry() {
     assert_eq!(&elf[..4], b"\x7fELF", "not an ELF");
     assert_eq!(elf[4], 2, "not ELF64");
     let entry = u64::from_le_bytes(elf[24..32].try_into().unwrap());
-    assert!(entry >= shared::boot::KERNEL_LOAD_ADDRESS, "entry {entry:#x} below the load address");
+    assert!(
+        entry >= shared::boot::KERNEL_LOAD_ADDRESS,
+        "entry {entry:#x} below the load address"
+    );
 
     // Walk the program headers for a PT_NOTE holding the Xen PHYS32_ENTRY note.
     let phoff = u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize;

@@ -21,11 +21,24 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let guest_dir = root.join("guest");
-    for watched in ["src", "Cargo.toml", "Cargo.lock", "build.rs", "linker.ld", ".cargo"] {
-        println!("cargo:rerun-if-changed={}", guest_dir.join(watched).display());
+    for watched in [
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "linker.ld",
+        ".cargo",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            guest_dir.join(watched).display()
+        );
     }
     for watched in ["src", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", root.join("shared").join(watched).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            root.join("shared").join(watched).display()
+        );
     }
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -75,7 +88,10 @@ fn main() {
         exit(1);
     });
     if !status.success() {
-        eprintln!("error: building the guest kernel in {} failed", guest_dir.display());
+        eprintln!(
+            "error: building the guest kernel in {} failed",
+            guest_dir.display()
+        );
         exit(1);
     }
     let elf = target_dir.join(GUEST_TARGET).join("release").join("guest");
