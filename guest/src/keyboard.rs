@@ -366,15 +366,24 @@ pub fn init_controller() -> bool {
             "set scancode set 2 not acknowledged ({answer:#04x})"
         ));
     }
+    // Translation on before scanning starts, so the first key is already
+    // set 1; the IRQ stays off while we poll for the ACK.
+    config |= CONFIG_TRANSLATE | CONFIG_AUX_CLOCK_OFF;
+    config &= !(CONFIG_KBD_CLOCK_OFF | CONFIG_KBD_IRQ | CONFIG_AUX_IRQ);
+    if c.write_config(config).is_err() {
+        c.warn(format_args!("write-config timed out"));
+    }
+    // Last keyboard command: from here on the keyboard sends keys (our VMM
+    // holds keys typed during boot until this F4). Nothing after it may flush
+    // the output buffer: a byte there now is a key.
     if let Err(answer) = c.keyboard_command(KBD_ENABLE_SCANNING) {
         c.warn(format_args!(
             "enable scanning not acknowledged ({answer:#04x})"
         ));
     }
-
-    c.flush();
-    config |= CONFIG_KBD_IRQ | CONFIG_TRANSLATE | CONFIG_AUX_CLOCK_OFF;
-    config &= !(CONFIG_KBD_CLOCK_OFF | CONFIG_AUX_IRQ);
+    // A key byte already waiting raises IRQ1 now (a rising edge the PIC keeps
+    // until IRQ1 is unmasked).
+    config |= CONFIG_KBD_IRQ;
     if c.write_config(config).is_err() {
         c.warn(format_args!("final write-config timed out"));
     }
