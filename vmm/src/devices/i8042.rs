@@ -7,8 +7,8 @@
 //!   32-byte internal RAM), output port (reset line, A20), the single-byte output
 //!   buffer that the guest reads on port 0x60, IRQ1/IRQ12;
 //! * the **keyboard**: command set (reset, scanning, LEDs, typematic, scancode
-//!   set, identify, echo, resend), scancode sets 1, 2 and 3, and the queue of
-//!   bytes it still has to send.
+//!   set, identify, echo, resend), scancode sets 1, 2 and 3, its command
+//!   replies and the host key events it still has to send.
 //!
 //! There is no mouse: the aux port only carries bytes the guest writes itself
 //! with 0xD3, and anything sent to the mouse with 0xD4 is answered with 0xFE
@@ -18,18 +18,48 @@
 //!
 //! A byte moves from the keyboard into the controller's output buffer only once
 //! the guest has read the previous one (OBF clear), so no byte is ever
-//! overwritten. The keyboard's keystroke queue is **unbounded** (a `VecDeque`):
-//! a real keyboard buffers 16 bytes and QEMU's PS/2 queue drops keys once its 16
-//! bytes are full, but this VMM must never lose a host keystroke (scripts type
-//! tens of thousands of characters faster than the guest reads them). Hosts that
-//! want backpressure can watch [`I8042::pending_input`]. Guest-driven state is
-//! bounded: replies to keyboard commands are at most three bytes (an unread reply
-//! is discarded by the next command, as in QEMU), and controller replies use a
-//! single slot (the latest wins), so a guest cannot make this model grow.
+//! overwritten. Host key events wait in a **host-side queue of events**
+//! (`VecDeque`, **unbounded**): a real keyboard buffers 16 bytes and QEMU's
+//! PS/2 queue drops keys once its 16 bytes are full, but this VMM must never
+//! lose a host keystroke (scripts type tens of thousands of characters faster
+//! than the guest reads them). Hosts that want backpressure can watch
+//! [`I8042::pending_input`], the number of events not completely read.
+//! Guest-driven state is bounded: replies to keyboard commands are at most
+//! three bytes (an unread reply is discarded by the next command, as in QEMU),
+//! and controller replies use a single slot (the latest wins), so a guest
+//! cannot make this model grow.
 //!
-//! Replies to keyboard commands go ahead of keystroke bytes still queued, as in
-//! QEMU's `ps2_cqueue_*`; controller replies (0x20, 0xAA, ...) go ahead of both.
+//! # Keys typed before the guest listens: nothing lost, nothing early
 //!
+//! A held event is released (encoded and sent) only while the keyboard is
+//! actually listening:
+//!
+//! 1. a driver has enabled scanning explicitly (keyboard command 0xF4) at least
+//!    once since power-on: a sticky flag. Until a driver activated the
+//!    keyboard nobody listens; drivers end their initialisation with 0xF4
+//!    (Linux's atkbd, our guest, SeaBIOS, hence [`I8042::with_firmware_setup`]
+//!    starts activated). A guest that never sends 0xF4 gets no keys;
+//! 2. scanning is enabled now (not after 0xF5; reset 0xFF and 0xF6 re-enable
+//!    it, as on a real keyboard and in QEMU);
+//! 3. the controller's keyboard interface is enabled (command byte bit 4
+//!    clear, i.e. not after 0xAD);
+//! 4. no keyboard command is in progress: none waits for its argument, and
+//!    no reply byte is left (replies always go first), so key bytes never
+//!    interleave with a reply sequence such as the reset's FA AA.
+//!
+//! So keys typed while the guest boots reach it in order once its driver has
+//! finished initialising, instead of being mixed into the initialisation's
+//! replies (and flushed, or mistaken for them). The event is encoded when its
+//! first byte goes out, in the scancode set and translation in effect then, so
+//! the guest gets the set it selected before 0xF4. Only one event's bytes are
+//! encoded at a time; the rest of them also wait while the gate is closed.
+//! The one remaining overlap is the guest's own doing: a command written
+//! while a multi-byte key sequence is half sent gets its reply between the
+//! bytes already sent and the rest, as on a real keyboard.
+//!
+//! Replies to keyboard commands go ahead of keystroke bytes, as in QEMU's
+//! `ps2_cqueue_*`; controller replies (0x20, 0xAA, ...) go ahead of both.
+
 //! # Interrupts
 //!
 //! IRQ1 and IRQ12 are exposed as levels ([`I8042::irq1_level`]). The ISA PIC
@@ -45,9 +75,14 @@
 //! # Differences from QEMU, on purpose
 //!
 //! * Keystrokes are never dropped: no queue limit, and a keyboard reset
-//!   (0xFF, 0xF5, 0xF6) keeps keystroke bytes already queued (QEMU empties its
-//!   queue). Key events that arrive while scanning is disabled are dropped, as
-//!   on a real keyboard and in QEMU.
+//!   (0xFF, 0xF5, 0xF6) keeps keystrokes already queued (QEMU empties its
+//!   queue). Key events that arrive while scanning is disabled (0xF5, or
+//!   before the first 0xF4) are held, not dropped: a real keyboard (and QEMU)
+//!   would not see them, as a real user's keys would not be typed at all
+//!   while the machine boots, but our host queue is the user's intent.
+//! * Keys are held until the first 0xF4 (see above); QEMU's keyboard scans
+//!   from power-on, so keys typed early are there for whichever code reads
+//!   first (and a driver's initial flush usually discards them).
 //! * A controller reply (0x20, 0xAA, ...) issued while the output buffer is
 //!   full waits for it instead of overwriting it; one slot, latest wins.
 //! * Keyboard command 0xFE (resend) repeats the last byte the keyboard sent,
@@ -227,6 +262,13 @@ const PAUSE_ALT: u16 = 0xE077;
 /// Print Screen's set-2 code.
 const PRINT: u16 = 0xE07C;
 
+/// Whether `code` is a key the keyboard can send: a set-2 make code (plus
+/// F7's 0x83 and SysRq's 0x84), an extended `0xE0xx` code (Pause's
+/// alternative spelling [`PAUSE_ALT`] among them), or [`PAUSE`].
+fn is_key(code: u16) -> bool {
+    matches!(code, 0x01..=0x7F | 0x83 | 0x84 | 0xE001..=0xE07F | PAUSE)
+}
+
 /// A short byte sequence (the longest, Pause in set 2, has 8 bytes) built
 /// without allocating.
 #[derive(Clone, Copy, Debug, Default)]
@@ -256,17 +298,33 @@ impl Seq {
     }
 }
 
+/// A host key event waiting in the keyboard's host-side queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HostKey {
+    /// Set-2 make code (`0xE0xx` for extended keys, [`PAUSE`] for Pause).
+    code: u16,
+    down: bool,
+}
+
 /// The PS/2 keyboard: its command interpreter and its output queues.
 #[derive(Debug)]
 struct Keyboard {
-    /// Replies to the last command, sent before any queued keystroke.
+    /// Replies to the last command, sent before any keystroke byte.
     replies: VecDeque<u8>,
-    /// Keystroke bytes, already encoded for the guest. Unbounded on purpose
-    /// (see the module documentation).
+    /// Host key events not encoded yet, in arrival order. Unbounded on
+    /// purpose (see the module documentation). An event is encoded (in the
+    /// scancode set and translation then in effect) only when the keyboard
+    /// is listening and the controller wants its next byte.
+    held: VecDeque<HostKey>,
+    /// The bytes of the one event being sent, already encoded. At most one
+    /// event's bytes (8) are ever here.
     keys: VecDeque<u8>,
+    /// The guest has enabled scanning explicitly (0xF4) at least once since
+    /// power-on. Sticky: until a driver activated the keyboard, nobody listens.
+    activated: bool,
     /// Command waiting for its argument byte (0xED, 0xF0, 0xF3, 0xFC).
     awaiting_arg: Option<u8>,
-    /// Key events are encoded only while scanning is enabled.
+    /// Scanning enabled (0xF4; 0xF5 disables it; reset re-enables it).
     scanning: bool,
     /// Scancode set, 1 to 3.
     set: u8,
@@ -278,7 +336,8 @@ struct Keyboard {
     leds: u8,
     /// Typematic rate/delay from the last 0xF3 (stored only: the host repeats).
     typematic: u8,
-    /// Held modifiers (`MOD_*`), for Pause and Print Screen.
+    /// Held modifiers (`MOD_*`), for Pause and Print Screen. Updated when an
+    /// event is encoded, so it follows the order the guest sees.
     modifiers: u8,
     /// Last byte handed to the controller, for the resend command.
     last_sent: u8,
@@ -288,7 +347,9 @@ impl Keyboard {
     fn new() -> Self {
         Self {
             replies: VecDeque::new(),
+            held: VecDeque::new(),
             keys: VecDeque::new(),
+            activated: false,
             awaiting_arg: None,
             scanning: true,
             set: 2,
@@ -300,12 +361,34 @@ impl Keyboard {
         }
     }
 
-    /// Next byte for the controller: command replies first, then keystrokes.
-    /// The flag tells whether the byte is a keystroke byte.
+    /// Whether keystroke bytes may go to the controller now: a driver
+    /// activated the keyboard (0xF4 once), scanning is on, and no command
+    /// waits for its argument. The other conditions are structural: reply
+    /// bytes always go first ([`Self::next_byte`]), so keystrokes never land
+    /// inside a reply sequence, and the controller asks for a byte only while
+    /// its keyboard interface is enabled.
+    fn listening(&self) -> bool {
+        self.activated && self.scanning && self.awaiting_arg.is_none()
+    }
+
+    /// Next byte for the controller: command replies first, then, while the
+    /// keyboard is listening, the rest of the event being sent, then the next
+    /// held event, encoded now. The flag tells whether the byte is a
+    /// keystroke byte.
     fn next_byte(&mut self) -> Option<(u8, bool)> {
         let next = match self.replies.pop_front() {
             Some(b) => Some((b, false)),
-            None => self.keys.pop_front().map(|b| (b, true)),
+            None if self.listening() => {
+                while self.keys.is_empty() {
+                    let event = self.held.pop_front()?;
+                    // Events that encode to nothing (Pause release, keys
+                    // set 3 has no code for) just disappear.
+                    let seq = self.encode(event);
+                    self.keys.extend(seq.as_slice().iter().copied());
+                }
+                self.keys.pop_front().map(|b| (b, true))
+            }
+            None => None,
         };
         if let Some((b, _)) = next {
             self.last_sent = b;
@@ -314,7 +397,8 @@ impl Keyboard {
     }
 
     /// Reset to power-on defaults (0xFF, 0xF5, 0xF6). Unlike QEMU, queued
-    /// keystrokes survive: they are host input we promised not to lose.
+    /// keystrokes survive: they are host input we promised not to lose. The
+    /// `activated` flag survives too: it records what the driver did.
     fn set_defaults(&mut self) {
         self.set = 2;
         self.leds = 0;
@@ -353,6 +437,7 @@ impl Keyboard {
             }
             0xF4 => {
                 self.scanning = true;
+                self.activated = true;
                 self.reply(&[KBD_ACK]);
             }
             0xF5 => {
@@ -410,11 +495,18 @@ impl Keyboard {
     }
 
     /// A host key event; `code` is the set-2 make code (0xE0xx when extended).
-    fn key(&mut self, code: u16, down: bool) {
-        // A disabled keyboard does not scan: the key is not seen at all.
-        if !self.scanning {
-            return;
+    /// It waits in `held` until the keyboard is listening, whatever the
+    /// scanning state: see the module documentation.
+    fn queue_key(&mut self, code: u16, down: bool) {
+        if is_key(code) {
+            self.held.push_back(HostKey { code, down });
         }
+    }
+
+    /// The bytes of a key event in the current scancode set, translated when
+    /// the controller translates; updates the modifier state.
+    fn encode(&mut self, event: HostKey) -> Seq {
+        let HostKey { code, down } = event;
         let modifier = match code {
             0x14 | 0xE014 => MOD_CTRL,
             0x12 | 0x59 => MOD_SHIFT,
@@ -431,31 +523,25 @@ impl Keyboard {
             3 => match set3_code(code) {
                 Some(c) if down => Seq::from(&[c]),
                 Some(c) => Seq::from(&[0xF0, c]),
-                None => return,
+                None => Seq::default(),
             },
-            1 => match self.set2_sequence(code, down) {
-                Some(s) => translate_seq(&s),
-                None => return,
-            },
-            _ => match self.set2_sequence(code, down) {
-                Some(s) => s,
-                None => return,
-            },
+            1 => translate_seq(&self.set2_sequence(code, down)),
+            _ => self.set2_sequence(code, down),
         };
-        let seq = if self.translate {
+        if self.translate {
             translate_seq(&seq)
         } else {
             seq
-        };
-        self.keys.extend(seq.as_slice().iter().copied());
+        }
     }
 
-    /// The set-2 bytes a key event produces, `None` for codes that are not keys.
-    fn set2_sequence(&self, code: u16, down: bool) -> Option<Seq> {
+    /// The set-2 bytes a key event produces (none for codes that are not
+    /// keys; [`is_key`] keeps those out of the queue).
+    fn set2_sequence(&self, code: u16, down: bool) -> Seq {
         let ctrl = self.modifiers & MOD_CTRL != 0;
         let shift_or_ctrl = self.modifiers & (MOD_CTRL | MOD_SHIFT) != 0;
         let alt = self.modifiers & (MOD_ALT_L | MOD_ALT_R) != 0;
-        let seq = match (code, down) {
+        match (code, down) {
             // Pause sends its whole make+break sequence on press, nothing on
             // release; with Ctrl it is Break.
             (PAUSE | PAUSE_ALT, false) => Seq::default(),
@@ -471,7 +557,7 @@ impl Keyboard {
             (PRINT, false) if shift_or_ctrl => Seq::from(&[0xE0, 0xF0, 0x7C]),
             (PRINT, true) => Seq::from(&[0xE0, 0x12, 0xE0, 0x7C]),
             (PRINT, false) => Seq::from(&[0xE0, 0xF0, 0x7C, 0xE0, 0xF0, 0x12]),
-            (0x01..=0x7F | 0x83 | 0x84, _) | (0xE001..=0xE07F, _) => {
+            _ if is_key(code) => {
                 let mut s = Seq::default();
                 if code & 0xFF00 == 0xE000 {
                     s.push(0xE0);
@@ -482,9 +568,8 @@ impl Keyboard {
                 s.push((code & 0xFF) as u8);
                 s
             }
-            _ => return None,
-        };
-        Some(seq)
+            _ => Seq::default(),
+        }
     }
 }
 
@@ -579,11 +664,13 @@ impl I8042 {
 
     /// The state a PC BIOS (SeaBIOS, as QEMU runs it before a PVH kernel)
     /// leaves: self-test passed (SYS set), command byte 0x61 (IRQ1 on,
-    /// translation on, aux disabled), keyboard reset and scanning in set 2.
-    /// Use it to match QEMU for guests that do not initialise the i8042.
+    /// translation on, aux disabled), keyboard reset and scanning in set 2,
+    /// activated by the firmware's 0xF4. Use it to match QEMU for guests that
+    /// do not initialise the i8042.
     pub fn with_firmware_setup() -> Self {
         let mut s = Self::new();
         s.sys_flag = true;
+        s.kbd.activated = true;
         s.set_command_byte(CB_KBD_INT | CB_AUX_DISABLE | CB_XLATE);
         s
     }
@@ -630,11 +717,12 @@ impl I8042 {
 
     /// Host key event: a set-2 make code (with `0xE0` prefix for extended keys
     /// as `0xE0xx`), pressed or released. Pause is `0xE114` (or `0xE077`).
-    /// The keyboard encodes it in its current scancode set (and translated to
-    /// set 1 when the command byte asks for it) and queues the bytes; nothing is
-    /// dropped unless scanning is disabled or the code is not a key.
+    /// The event joins the host-side queue; it is encoded in the scancode set
+    /// in effect (translated to set 1 when the command byte asks for it) when
+    /// the keyboard is listening and its turn comes (see the module
+    /// documentation). Only codes that are not keys are dropped.
     pub fn key_event(&mut self, set2_code: u16, down: bool) {
-        self.kbd.key(set2_code, down);
+        self.kbd.queue_key(set2_code, down);
         self.fill_output();
     }
 
@@ -670,12 +758,16 @@ impl I8042 {
         std::mem::take(&mut self.reset_requested)
     }
 
-    /// Host keystroke bytes the guest has not read yet: those queued in the
-    /// keyboard plus one sitting in the output buffer. Zero means every key
-    /// event so far has been consumed.
+    /// Host key events the guest has not completely read: those still held
+    /// (not listening yet, or waiting their turn) plus the one whose bytes are
+    /// being delivered, if any. Zero means every key event so far has been
+    /// consumed; the count never grows but by [`Self::key_event`].
     pub fn pending_input(&self) -> usize {
+        // The buffer only ever holds a byte of the event whose remaining
+        // bytes are in `keys` (they are encoded when the buffer is free), so
+        // the two together are one event.
         let in_buffer = matches!(self.output, Some(b) if b.keystroke);
-        self.kbd.keys.len() + usize::from(in_buffer)
+        self.kbd.held.len() + usize::from(in_buffer || !self.kbd.keys.is_empty())
     }
 
     /// State of the A20 gate (output port bit 1). No effect on our memory map;
@@ -841,6 +933,14 @@ mod tests {
         k.write(DATA, value);
     }
 
+    /// The keyboard after a driver's initialisation ended with 0xF4: it
+    /// listens, so host keys go out at once.
+    fn activated() -> I8042 {
+        let mut k = I8042::new();
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK]);
+        k
+    }
+
     fn press_release(k: &mut I8042, code: u16) -> Vec<u8> {
         k.key_event(code, true);
         k.key_event(code, false);
@@ -921,7 +1021,7 @@ mod tests {
 
     #[test]
     fn enable_disable_aux_and_keyboard() {
-        let mut k = I8042::new();
+        let mut k = activated();
         k.write(CMD, 0xA7);
         assert_eq!(k.command_byte() & CB_AUX_DISABLE, CB_AUX_DISABLE);
         k.write(CMD, 0xA8);
@@ -1021,13 +1121,15 @@ mod tests {
 
     #[test]
     fn keyboard_reset_and_scanning() {
-        let mut k = I8042::new();
+        let mut k = activated();
         assert_eq!(kbd_cmd(&mut k, &[0xFF]), vec![0xFA, 0xAA]);
         assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![0xFA]);
-        // Scanning disabled: keys are not seen.
+        // Scanning disabled: host keys wait (a real keyboard would not see
+        // them; ours keeps the user's input).
         assert_eq!(press_release(&mut k, 0x1C), Vec::<u8>::new());
+        assert_eq!(k.pending_input(), 2);
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![0xFA, 0x1C, 0xF0, 0x1C]);
         assert_eq!(k.pending_input(), 0);
-        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![0xFA]);
         assert_eq!(press_release(&mut k, 0x1C), vec![0x1C, 0xF0, 0x1C]);
         // Reset re-enables scanning and goes back to set 2.
         kbd_cmd(&mut k, &[0xF5]);
@@ -1038,7 +1140,7 @@ mod tests {
 
     #[test]
     fn keyboard_set_defaults() {
-        let mut k = I8042::new();
+        let mut k = activated();
         kbd_cmd(&mut k, &[0xF0, 0x03]);
         assert_eq!(kbd_cmd(&mut k, &[0xF6]), vec![0xFA]);
         assert_eq!(kbd_cmd(&mut k, &[0xF0, 0x00]), vec![0xFA, 0xFA, 0x02]);
@@ -1099,7 +1201,7 @@ mod tests {
 
     #[test]
     fn untranslated_set2() {
-        let mut k = I8042::new();
+        let mut k = activated();
         assert_eq!(press_release(&mut k, 0x1C), vec![0x1C, 0xF0, 0x1C]);
         assert_eq!(
             press_release(&mut k, 0xE074),
@@ -1110,7 +1212,7 @@ mod tests {
 
     #[test]
     fn translated_to_set1_by_controller() {
-        let mut k = I8042::new();
+        let mut k = activated();
         set_command_byte(&mut k, 0x41);
         assert_eq!(press_release(&mut k, 0x1C), vec![0x1E, 0x9E]);
         assert_eq!(press_release(&mut k, 0xE074), vec![0xE0, 0x4D, 0xE0, 0xCD]);
@@ -1126,7 +1228,7 @@ mod tests {
 
     #[test]
     fn set1_selected_directly() {
-        let mut k = I8042::new();
+        let mut k = activated();
         kbd_cmd(&mut k, &[0xF0, 0x01]);
         assert_eq!(press_release(&mut k, 0x1C), vec![0x1E, 0x9E]);
         assert_eq!(press_release(&mut k, 0xE074), vec![0xE0, 0x4D, 0xE0, 0xCD]);
@@ -1135,7 +1237,7 @@ mod tests {
 
     #[test]
     fn set3_keys() {
-        let mut k = I8042::new();
+        let mut k = activated();
         kbd_cmd(&mut k, &[0xF0, 0x03]);
         assert_eq!(press_release(&mut k, 0x1C), vec![0x1C, 0xF0, 0x1C]);
         assert_eq!(press_release(&mut k, 0x76), vec![0x08, 0xF0, 0x08]);
@@ -1146,7 +1248,7 @@ mod tests {
 
     #[test]
     fn pause_and_print_screen() {
-        let mut k = I8042::new();
+        let mut k = activated();
         assert_eq!(
             press_release(&mut k, PAUSE),
             vec![0xE1, 0x14, 0x77, 0xE1, 0xF0, 0x14, 0xF0, 0x77]
@@ -1183,7 +1285,7 @@ mod tests {
 
     #[test]
     fn irq1_follows_obf_and_command_byte() {
-        let mut k = I8042::new();
+        let mut k = activated();
         assert!(!k.irq1_level());
         k.key_event(0x1C, true);
         assert!(k.irq1_level());
@@ -1206,7 +1308,7 @@ mod tests {
 
     #[test]
     fn each_loaded_byte_is_a_new_edge() {
-        let mut k = I8042::new();
+        let mut k = activated();
         k.key_event(0x1C, true);
         k.key_event(0x1C, false);
         assert!(k.take_irq1_edge());
@@ -1224,7 +1326,7 @@ mod tests {
 
     #[test]
     fn obf_pacing_loses_nothing() {
-        let mut k = I8042::new();
+        let mut k = activated();
         set_command_byte(&mut k, 0x41);
         let mut expected = Vec::new();
         for i in 0..1000u32 {
@@ -1246,12 +1348,17 @@ mod tests {
                 expected.push(if last && !down { b | 0x80 } else { *b });
             }
         }
-        assert_eq!(k.pending_input(), expected.len());
+        // One pending unit per key event until the guest has read all its
+        // bytes; it never grows while the guest reads.
+        assert_eq!(k.pending_input(), 1000);
         let mut got = Vec::new();
+        let mut pending = k.pending_input();
         while k.read(CMD) & STATUS_OBF != 0 {
             assert!(k.irq1_level());
+            assert!(pending > 0);
             got.push(k.read(DATA));
-            assert_eq!(k.pending_input(), expected.len() - got.len());
+            assert!(k.pending_input() <= pending);
+            pending = k.pending_input();
         }
         assert_eq!(got, expected);
         assert_eq!(k.pending_input(), 0);
@@ -1259,7 +1366,7 @@ mod tests {
 
     #[test]
     fn command_replies_go_ahead_of_queued_keys() {
-        let mut k = I8042::new();
+        let mut k = activated();
         k.key_event(0x1C, true);
         k.key_event(0x1B, true);
         // 0x1C is in the output buffer; the echo goes before 0x1B.
@@ -1274,11 +1381,238 @@ mod tests {
 
     #[test]
     fn keyboard_reset_keeps_host_keystrokes() {
-        let mut k = I8042::new();
+        let mut k = activated();
         k.key_event(0x1C, true);
         k.key_event(0x1B, true);
         k.write(DATA, 0xFF);
         assert_eq!(drain(&mut k), vec![0x1C, 0xFA, 0xAA, 0x1B]);
+    }
+
+    /// "exit" pressed and released, key by key (set 2 codes).
+    const EXIT: [u16; 4] = [0x24, 0x22, 0x43, 0x2C];
+
+    fn type_keys(k: &mut I8042, codes: &[u16]) {
+        for &code in codes {
+            k.key_event(code, true);
+            k.key_event(code, false);
+        }
+    }
+
+    /// `codes` pressed and released, in set 2.
+    fn set2_bytes(codes: &[u16]) -> Vec<u8> {
+        codes
+            .iter()
+            .flat_map(|&c| [c as u8, 0xF0, c as u8])
+            .collect()
+    }
+
+    #[test]
+    fn keys_before_the_driver_enables_scanning_wait_for_f4() {
+        let mut k = I8042::new();
+        type_keys(&mut k, &EXIT);
+        assert_eq!(k.pending_input(), 8);
+        assert_eq!(k.read(CMD) & STATUS_OBF, 0);
+        assert!(!k.irq1_level());
+        // Our guest's initialisation, every reply checked: no key byte in
+        // between, although scanning is on since power-on.
+        k.write(CMD, 0xAD);
+        k.write(CMD, 0xA7);
+        assert_eq!(drain(&mut k), Vec::<u8>::new());
+        k.write(CMD, 0x20);
+        assert_eq!(drain(&mut k), vec![0x33]);
+        set_command_byte(&mut k, 0x30);
+        k.write(CMD, 0xAA);
+        assert_eq!(drain(&mut k), vec![0x55]);
+        k.write(CMD, 0xAB);
+        assert_eq!(drain(&mut k), vec![0x00]);
+        k.write(CMD, 0xAE);
+        assert_eq!(drain(&mut k), Vec::<u8>::new());
+        assert_eq!(kbd_cmd(&mut k, &[0xFF]), vec![0xFA, 0xAA]);
+        assert_eq!(kbd_cmd(&mut k, &[0xF0, 0x02]), vec![0xFA, 0xFA]);
+        assert_eq!(kbd_cmd(&mut k, &[0xED, 0x00]), vec![0xFA, 0xFA]);
+        assert_eq!(k.pending_input(), 8);
+        // F4 activates the keyboard: its ACK, then every key in order.
+        let mut expected = vec![KBD_ACK];
+        expected.extend(set2_bytes(&EXIT));
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), expected);
+        assert_eq!(k.pending_input(), 0);
+    }
+
+    #[test]
+    fn activation_is_sticky_and_reset_enables_scanning() {
+        let mut k = activated();
+        // A later reset goes back to "scanning on" and the keyboard listens
+        // again after FA AA, without a new F4 (a reset keyboard scans).
+        k.key_event(0x1C, true);
+        k.write(DATA, 0xFF);
+        assert_eq!(drain(&mut k), vec![0x1C, 0xFA, 0xAA]);
+        type_keys(&mut k, &[0x1B]);
+        assert_eq!(drain(&mut k), set2_bytes(&[0x1B]));
+    }
+
+    #[test]
+    fn release_on_f4_raises_an_irq1_edge_per_byte() {
+        let mut k = I8042::new();
+        k.key_event(0x1C, true);
+        assert!(!k.take_irq1_edge());
+        // The guest's F4 write loads the ACK (IRQ1 on in the power-on command
+        // byte); reading it loads the held key, a new edge the VMM sees.
+        k.write(DATA, 0xF4);
+        assert!(k.take_irq1_edge());
+        assert_eq!(k.read(DATA), KBD_ACK);
+        assert!(k.take_irq1_edge());
+        assert!(k.irq1_level());
+        assert_eq!(k.read(DATA), 0x1C);
+        assert!(!k.take_irq1_edge());
+        assert!(!k.irq1_level());
+    }
+
+    #[test]
+    fn keys_wait_while_the_keyboard_interface_is_disabled() {
+        let mut k = I8042::new();
+        type_keys(&mut k, &[0x1C]);
+        k.write(CMD, 0xAD);
+        // F4 is taken by the keyboard but even its ACK waits behind AD.
+        k.write(DATA, 0xF4);
+        assert_eq!(drain(&mut k), Vec::<u8>::new());
+        type_keys(&mut k, &[0x1B]);
+        assert_eq!(k.pending_input(), 4);
+        k.write(CMD, 0xAE);
+        let mut expected = vec![KBD_ACK];
+        expected.extend(set2_bytes(&[0x1C, 0x1B]));
+        assert_eq!(drain(&mut k), expected);
+        // Again with the keyboard active: AD holds, AE releases, in order.
+        k.write(CMD, 0xAD);
+        type_keys(&mut k, &EXIT);
+        assert_eq!(drain(&mut k), Vec::<u8>::new());
+        set_command_byte(&mut k, 0x01);
+        assert_eq!(drain(&mut k), set2_bytes(&EXIT));
+    }
+
+    #[test]
+    fn f5_holds_keys_and_f4_releases_them() {
+        let mut k = activated();
+        assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![KBD_ACK]);
+        type_keys(&mut k, &EXIT);
+        assert_eq!(drain(&mut k), Vec::<u8>::new());
+        assert_eq!(k.pending_input(), 8);
+        // Other commands while disabled do not let them out either (0xF6,
+        // like a reset, would enable scanning, as in QEMU).
+        assert_eq!(kbd_cmd(&mut k, &[0xEE]), vec![0xEE]);
+        assert_eq!(kbd_cmd(&mut k, &[0xED, 0x02]), vec![KBD_ACK, KBD_ACK]);
+        assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![KBD_ACK]);
+        let mut expected = vec![KBD_ACK];
+        expected.extend(set2_bytes(&EXIT));
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), expected);
+    }
+
+    #[test]
+    fn keys_never_interleave_with_a_reply_sequence() {
+        let mut k = activated();
+        type_keys(&mut k, &EXIT);
+        // The first key byte is in the output buffer; the reset's FA AA go
+        // next, together, then the rest of the keys.
+        k.write(DATA, 0xFF);
+        let mut expected = vec![0x24, KBD_ACK, KBD_BAT_OK, 0xF0, 0x24];
+        expected.extend(set2_bytes(&EXIT[1..]));
+        assert_eq!(drain(&mut k), expected);
+        // F0 02: nothing between the ACK of F0 and the argument, nothing
+        // between the argument and its ACK.
+        type_keys(&mut k, &EXIT);
+        assert_eq!(
+            [k.read(DATA), k.read(DATA), k.read(DATA)],
+            [0x24, 0xF0, 0x24]
+        );
+        // The make code of the next key is in the buffer.
+        k.write(DATA, 0xF0);
+        assert_eq!(drain(&mut k), vec![0x22, KBD_ACK]);
+        k.write(DATA, 0x02);
+        let mut expected = vec![KBD_ACK, 0xF0, 0x22];
+        expected.extend(set2_bytes(&EXIT[2..]));
+        assert_eq!(drain(&mut k), expected);
+        // Identify's three bytes stay together, even when the guest reads
+        // them slowly.
+        k.key_event(0x1C, true);
+        k.key_event(0x1B, true);
+        k.write(DATA, 0xF2);
+        assert_eq!(k.read(DATA), 0x1C);
+        assert_eq!(k.read(DATA), KBD_ACK);
+        assert_eq!(k.read(DATA), KBD_ID);
+        assert_eq!(k.read(DATA), KBD_ID_MF2);
+        assert_eq!(drain(&mut k), vec![0x1B]);
+    }
+
+    #[test]
+    fn an_extended_key_does_not_continue_into_a_command() {
+        let mut k = activated();
+        k.key_event(0xE074, true);
+        // E0 is in the buffer, 74 waits; a command in progress holds it.
+        k.write(DATA, 0xED);
+        assert_eq!(drain(&mut k), vec![0xE0, KBD_ACK]);
+        assert_eq!(k.pending_input(), 1);
+        k.write(DATA, 0x02);
+        assert_eq!(drain(&mut k), vec![KBD_ACK, 0x74]);
+        assert_eq!(k.pending_input(), 0);
+    }
+
+    #[test]
+    fn keys_are_encoded_in_the_set_in_effect_when_released() {
+        // Set 1 selected directly before F4.
+        let mut k = I8042::new();
+        type_keys(&mut k, &[0x1C, 0xE074]);
+        assert_eq!(kbd_cmd(&mut k, &[0xF0, 0x01]), vec![KBD_ACK, KBD_ACK]);
+        assert_eq!(
+            kbd_cmd(&mut k, &[0xF4]),
+            vec![KBD_ACK, 0x1E, 0x9E, 0xE0, 0x4D, 0xE0, 0xCD]
+        );
+        // Translation turned on before F4 (our guest's order).
+        let mut k = I8042::new();
+        type_keys(&mut k, &[0x1C]);
+        set_command_byte(&mut k, 0x40);
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK, 0x1E, 0x9E]);
+        // Set 3 chosen while scanning is off, after the keys were typed.
+        let mut k = activated();
+        kbd_cmd(&mut k, &[0xF5]);
+        type_keys(&mut k, &[0x76]);
+        kbd_cmd(&mut k, &[0xF0, 0x03]);
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK, 0x08, 0xF0, 0x08]);
+        // Modifiers follow the released order: Alt+Print Screen is SysRq.
+        let mut k = I8042::new();
+        k.key_event(0x11, true);
+        k.key_event(PRINT, true);
+        k.key_event(PRINT, false);
+        k.key_event(0x11, false);
+        assert_eq!(
+            kbd_cmd(&mut k, &[0xF4]),
+            vec![KBD_ACK, 0x11, 0x84, 0xF0, 0x84, 0xF0, 0x11]
+        );
+    }
+
+    #[test]
+    fn pending_input_counts_held_events() {
+        let mut k = I8042::new();
+        assert_eq!(k.pending_input(), 0);
+        k.key_event(0xE074, true);
+        k.key_event(0xE074, false);
+        k.key_event(0x0000, true); // not a key: not queued
+        assert_eq!(k.pending_input(), 2);
+        k.write(DATA, 0xF4);
+        assert_eq!(k.read(DATA), KBD_ACK);
+        // E0 in the buffer, 74 in the keyboard: still two events.
+        assert_eq!(k.pending_input(), 2);
+        assert_eq!(k.read(DATA), 0xE0);
+        assert_eq!(k.pending_input(), 2);
+        assert_eq!(k.read(DATA), 0x74);
+        assert_eq!(k.pending_input(), 1);
+        assert_eq!(drain(&mut k), vec![0xE0, 0xF0, 0x74]);
+        assert_eq!(k.pending_input(), 0);
+        // An event that encodes to nothing (Pause release) is consumed when
+        // its turn comes.
+        kbd_cmd(&mut k, &[0xF5]);
+        k.key_event(PAUSE, false);
+        assert_eq!(k.pending_input(), 1);
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK]);
+        assert_eq!(k.pending_input(), 0);
     }
 
     #[test]

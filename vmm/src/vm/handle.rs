@@ -21,7 +21,9 @@ impl VmHandle {
 
     /// Queues a PS/2 key event: `set2_code` is the scancode set 2 make code
     /// (`0xE0xx` for extended keys), `down` tells press from release. The
-    /// keyboard delivers the bytes as the guest reads them; nothing is lost.
+    /// keyboard holds it until the guest's driver listens (it enabled scanning
+    /// with 0xF4) and delivers the bytes as the guest reads them; nothing is
+    /// lost, so keys may be queued from the start, before the guest boots.
     pub fn key_event(&self, set2_code: u16, down: bool) {
         let mut state = self.shared.lock();
         if state.exit.is_some() {

@@ -51,8 +51,10 @@ pub enum GuestRequest {
 pub struct Effects {
     /// The guest wrote a PIT port and channel 0's next edge moved.
     pub timer_changed: bool,
-    /// The guest read the i8042 data port (keyboard input drains).
-    pub keyboard_read: bool,
+    /// Host keyboard input was consumed: a guest read of port 0x60 completed
+    /// a key event, or a write let out held events that send no byte.
+    /// Waiters of `wait_input_drained` look again.
+    pub keyboard_consumed: bool,
 }
 
 /// Counters kept by the platform, for `--stats`.
@@ -193,8 +195,10 @@ impl Devices {
                 Some((Port::Pic, _)) => self.pic.read(port),
                 Some((Port::Pit, _)) => self.pit.read(port),
                 Some((Port::I8042, _)) => {
-                    effects.keyboard_read |= port == ports::I8042_DATA;
-                    self.i8042.read(port)
+                    let before = self.i8042.pending_input();
+                    let value = self.i8042.read(port);
+                    effects.keyboard_consumed |= self.i8042.pending_input() < before;
+                    value
                 }
                 Some((Port::Com1, offset)) => self.com1.read(offset as u8),
                 Some((Port::DebugExit, _)) => 0xff,
@@ -235,7 +239,13 @@ impl Devices {
                     self.pit.write(port, value);
                     effects.timer_changed |= self.pit.next_irq0_edge() != before;
                 }
-                Some((Port::I8042, _)) => self.i8042.write(port, value),
+                Some((Port::I8042, _)) => {
+                    // A write can release held keys (0xF4, 0xAE, ...); their
+                    // IRQ1 edge is routed by `sync_irqs` below.
+                    let before = self.i8042.pending_input();
+                    self.i8042.write(port, value);
+                    effects.keyboard_consumed |= self.i8042.pending_input() < before;
+                }
                 Some((Port::Com1, offset)) => self.com1.write(offset as u8, value),
                 Some((Port::DebugExit, _)) => self.debug_exit.write(&[value]),
                 None => {
@@ -376,6 +386,59 @@ mod tests {
         let mut devices = Devices::new(MonotonicClock::default(), tap.clone(), false);
         devices.pio_write(ports::COM1, b"A");
         assert_eq!(tap.snapshot().1, b"A");
+    }
+
+    /// Keys typed before the guest's keyboard driver is ready are released by
+    /// its 0xF4, inside the port write, and each byte reaches the PIC as a new
+    /// IRQ1 edge.
+    #[test]
+    fn keys_held_at_boot_reach_the_pic_after_f4() {
+        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
+        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
+            devices.pio_write(port, &[value]);
+        }
+        for (port, value) in [(0xa0, 0x11), (0xa1, 40), (0xa1, 2), (0xa1, 1)] {
+            devices.pio_write(port, &[value]);
+        }
+        // Only IRQ1 unmasked.
+        devices.pio_write(0x21, &[!(1 << irq::KEYBOARD)]);
+        devices.i8042.key_event(0x1C, true);
+        devices.sync_irqs();
+        assert!(devices.keyboard_input_pending());
+        assert!(!devices.pic.interrupt_pending());
+
+        let mut byte = [0u8];
+        devices.pio_write(ports::I8042_DATA, &[0xF4]);
+        assert!(devices.pic.interrupt_pending());
+        assert_eq!(
+            devices.acknowledge(),
+            (32 + irq::KEYBOARD, Some(irq::KEYBOARD))
+        );
+        let effects = devices.pio_read(ports::I8042_DATA, &mut byte);
+        assert_eq!(byte[0], 0xFA);
+        assert!(!effects.keyboard_consumed);
+        devices.pio_write(0x20, &[0x20]); // EOI
+                                          // The line never dropped, yet the held key is a new interrupt.
+        assert!(devices.pic.interrupt_pending());
+        assert_eq!(
+            devices.acknowledge(),
+            (32 + irq::KEYBOARD, Some(irq::KEYBOARD))
+        );
+        let effects = devices.pio_read(ports::I8042_DATA, &mut byte);
+        assert_eq!(byte[0], 0x1C);
+        assert!(effects.keyboard_consumed);
+        assert!(!devices.keyboard_input_pending());
+        devices.pio_write(0x20, &[0x20]);
+        assert!(!devices.pic.interrupt_pending());
+
+        // A write that releases an event sending no byte (Pause's release)
+        // also tells the waiters.
+        devices.pio_write(ports::I8042_COMMAND, &[0xAD]);
+        devices.i8042.key_event(0xE114, false);
+        assert!(devices.keyboard_input_pending());
+        let effects = devices.pio_write(ports::I8042_COMMAND, &[0xAE]);
+        assert!(effects.keyboard_consumed);
+        assert!(!devices.keyboard_input_pending());
     }
 
     #[test]

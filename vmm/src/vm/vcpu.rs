@@ -205,7 +205,7 @@ impl VcpuLoop<'_> {
                     self.stats.count(ExitKind::IoIn);
                     for chunk in data.chunks_mut(io_size.max(1)) {
                         let effects = state.devices.pio_read(port, chunk);
-                        if effects.keyboard_read {
+                        if effects.keyboard_consumed {
                             shared.events.notify_all();
                         }
                     }
@@ -216,6 +216,9 @@ impl VcpuLoop<'_> {
                         let effects = state.devices.pio_write(port, chunk);
                         if effects.timer_changed {
                             shared.wake_timer();
+                        }
+                        if effects.keyboard_consumed {
+                            shared.events.notify_all();
                         }
                     }
                     if let Some(request) = state.devices.take_guest_request() {
