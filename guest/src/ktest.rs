@@ -315,50 +315,65 @@ fn breakpoint_test() {
     );
 }
 
-/// Bytes between two stamps of [`stamp`].
+/// Bytes between two stamps of [`Block::stamp`].
 const STAMP_STRIDE: usize = 64 << 10;
 
-/// Writes a distinct word every [`STAMP_STRIDE`] bytes of `block` and into
-/// its last word; [`stamped`] checks them. Enough to show that a block is
-/// usable memory and distinct from other live blocks, without touching
-/// every byte or even every page: under kvm_pvm (see `guest/README.md`)
-/// every guest instruction is emulated (about 1 µs each) and the first touch
-/// of every 4 KiB page is a shadow-paging fault, so filling 8 MiB byte by
-/// byte took minutes there.
-fn stamp(block: &mut [u8], seed: u64) {
-    let len = block.len();
-    let base = block.as_mut_ptr();
-    let mut offset = 0;
-    let mut n = seed;
-    while offset + 8 <= len {
-        // SAFETY: in bounds; unaligned writes are allowed.
-        unsafe { base.add(offset).cast::<u64>().write_unaligned(n) };
-        offset += STAMP_STRIDE;
-        n += 1;
-    }
-    // SAFETY: as above (`len >= 8` for every block stamped here).
-    unsafe { base.add(len - 8).cast::<u64>().write_unaligned(!seed) };
+/// A heap block left uninitialised, freed on drop.
+struct Block {
+    ptr: *mut u8,
+    layout: core::alloc::Layout,
 }
 
-fn stamped(block: &[u8], seed: u64) -> bool {
-    let len = block.len();
-    let base = block.as_ptr();
-    let mut offset = 0;
-    let mut n = seed;
-    while offset + 8 <= len {
-        // SAFETY: as in `stamp`.
-        if unsafe { base.add(offset).cast::<u64>().read_unaligned() } != n {
-            return false;
-        }
-        offset += STAMP_STRIDE;
-        n += 1;
+impl Block {
+    fn new(size: usize) -> Self {
+        let layout = core::alloc::Layout::from_size_align(size.max(8), 8).unwrap();
+        // SAFETY: non-zero size.
+        let ptr = unsafe { alloc::alloc::alloc(layout) };
+        assert!(!ptr.is_null(), "allocation of {size} bytes failed");
+        Self { ptr, layout }
     }
-    // SAFETY: as in `stamp`.
-    unsafe { base.add(len - 8).cast::<u64>().read_unaligned() == !seed }
+
+    fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    /// Offsets of the stamps: every [`STAMP_STRIDE`] bytes, and the last word.
+    fn offsets(&self) -> impl Iterator<Item = usize> {
+        let last = self.layout.size() - 8;
+        (0..last).step_by(STAMP_STRIDE).chain([last])
+    }
+
+    /// Writes a distinct word every [`STAMP_STRIDE`] bytes and into the last
+    /// word; [`Block::stamped`] checks them. Enough to show that a block is
+    /// usable memory, distinct from other live blocks, without touching every
+    /// byte or even every page: under kvm_pvm (see `guest/README.md`) every
+    /// guest instruction is emulated (about 1 µs each) and the first touch of
+    /// each 4 KiB page is a shadow-paging fault, so filling 8 MiB byte by
+    /// byte took minutes there.
+    fn stamp(&mut self, seed: u64) {
+        for (n, offset) in self.offsets().enumerate() {
+            // SAFETY: `offset + 8 <= size`, 8-aligned.
+            unsafe { self.ptr.add(offset).cast::<u64>().write(seed ^ n as u64) };
+        }
+    }
+
+    fn stamped(&self, seed: u64) -> bool {
+        self.offsets().enumerate().all(|(n, offset)| {
+            // SAFETY: as in `stamp`; only stamped words are read.
+            unsafe { self.ptr.add(offset).cast::<u64>().read() == seed ^ n as u64 }
+        })
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { alloc::alloc::dealloc(self.ptr, self.layout) };
+    }
 }
 
 /// Many and large allocations, reuse. Sized for an emulated guest (see
-/// [`stamp`]): about a million instructions, not hundreds of millions.
+/// [`Block::stamp`]): about a million instructions, not hundreds of millions.
 fn heap_test() {
     let (used_before, free_before) = heap::usage();
     let (_, heap_size) = heap::bounds();
@@ -392,38 +407,32 @@ fn heap_test() {
 
     // A quarter of the heap in one piece (16 MiB of the usual 64 MiB).
     let large = heap_size / 4;
-    let mut first = Vec::<u8>::with_capacity(large);
-    // SAFETY: u8 has no invalid values; `stamp` writes before `stamped` reads.
-    unsafe { first.set_len(large) };
-    stamp(&mut first, 0x1111);
+    let mut first = Block::new(large);
+    first.stamp(0x1111);
     check!(
-        stamped(&first, 0x1111),
+        first.stamped(0x1111),
         "large allocation of {} KiB, written and read back every 64 KiB",
         large >> 10
     );
-    let first_addr = first.as_ptr() as usize;
+    let first_addr = first.addr();
     drop(first);
-    let mut second = Vec::<u8>::with_capacity(large);
-    // SAFETY: as above.
-    unsafe { second.set_len(large) };
-    stamp(&mut second, 0x2222);
+    let mut second = Block::new(large);
+    second.stamp(0x2222);
     check!(
-        stamped(&second, 0x2222),
+        second.stamped(0x2222),
         "second large allocation after freeing the first"
     );
     check!(
-        second.as_ptr() as usize == first_addr,
+        second.addr() == first_addr,
         "freed memory is reused ({first_addr:#x})"
     );
 
     // Two large blocks alive at once do not overlap.
-    let mut third = Vec::<u8>::with_capacity(large);
-    // SAFETY: as above.
-    unsafe { third.set_len(large) };
-    stamp(&mut third, 0x3333);
-    let (a, b) = (second.as_ptr() as usize, third.as_ptr() as usize);
+    let mut third = Block::new(large);
+    third.stamp(0x3333);
+    let (a, b) = (second.addr(), third.addr());
     check!(
-        stamped(&second, 0x2222) && stamped(&third, 0x3333) && (a + large <= b || b + large <= a),
+        second.stamped(0x2222) && third.stamped(0x3333) && (a + large <= b || b + large <= a),
         "two large blocks alive at once are disjoint ({a:#x}, {b:#x})"
     );
     drop(second);
@@ -432,15 +441,14 @@ fn heap_test() {
     // Twice the heap in total, so it only works with reuse.
     let block = heap_size / 16;
     let rounds = 32;
+    let mut intact = true;
     for i in 0..rounds {
-        let mut chunk = Vec::<u8>::with_capacity(block);
-        // SAFETY: as above.
-        unsafe { chunk.set_len(block) };
-        stamp(&mut chunk, i);
-        assert!(stamped(&chunk, i), "round {i}: block corrupted");
+        let mut chunk = Block::new(block);
+        chunk.stamp(i);
+        intact &= chunk.stamped(i);
     }
     check!(
-        true,
+        intact,
         "{rounds} allocate/free rounds of {} KiB ({} MiB in total, twice the heap)",
         block >> 10,
         (rounds as usize * block) >> 20
