@@ -269,9 +269,9 @@ impl VcpuLoop<'_> {
                     let internal =
                         unsafe { addr_of!((*self.run).__bindgen_anon_1.internal).read() };
                     let data = &internal.data[..(internal.ndata as usize).min(internal.data.len())];
-                    fatal = Some(ExitReason::Crash(format!(
-                        "KVM internal error, suberror {} (data {data:x?})",
-                        internal.suberror
+                    fatal = Some(ExitReason::Crash(describe_internal_error(
+                        internal.suberror,
+                        data,
                     )));
                 }
                 Ok(other) => {
@@ -329,5 +329,65 @@ impl VcpuLoop<'_> {
         }
         self.set_request_interrupt_window(devices.pic.interrupt_pending());
         Ok(())
+    }
+}
+
+/// `KVM_INTERNAL_ERROR_EMULATION`: KVM's instruction emulator gave up.
+const INTERNAL_ERROR_EMULATION: u32 = 1;
+/// `KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES`.
+const EMULATION_FLAG_INSTRUCTION_BYTES: u64 = 1;
+
+/// Words a `KVM_EXIT_INTERNAL_ERROR`. For an emulation failure that carries
+/// the instruction (`struct kvm_emulation_failure`: `data[0]` flags, then
+/// `insn_size` and 15 instruction bytes packed into `data[1..3]`), names the
+/// bytes, which identify the instruction the emulator could not handle.
+fn describe_internal_error(suberror: u32, data: &[u64]) -> String {
+    if suberror == INTERNAL_ERROR_EMULATION
+        && data.len() >= 3
+        && data[0] & EMULATION_FLAG_INSTRUCTION_BYTES != 0
+    {
+        let packed: Vec<u8> = data[1..3].iter().flat_map(|w| w.to_le_bytes()).collect();
+        let size = usize::from(packed[0]).min(15);
+        let bytes: Vec<String> = packed[1..=size]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let hint = match packed[1] {
+            0xcc | 0xcd | 0xce => " (INT3/INT n/INTO: KVM's emulator cannot raise a software interrupt outside real mode)",
+            _ => "",
+        };
+        return format!(
+            "KVM internal error: emulation failure on instruction bytes [{}]{hint} (data {data:x?})",
+            bytes.join(" ")
+        );
+    }
+    format!("KVM internal error, suberror {suberror} (data {data:x?})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_internal_error;
+
+    #[test]
+    fn emulation_failure_names_the_instruction_bytes() {
+        // Seen on kvm_pvm for the guest's `int3` (test=breakpoint).
+        let data = [
+            1,
+            0x03644c058b48cc0f,
+            0x44c748014b8d4800,
+            0x1000,
+            0,
+            0,
+            0,
+            0,
+        ];
+        let text = describe_internal_error(1, &data);
+        assert!(
+            text.contains("instruction bytes [cc 48 8b 05 4c 64 03 00 48 8d 4b 01 48 c7 44]"),
+            "{text}"
+        );
+        assert!(text.contains("INT3"), "{text}");
+        let other = describe_internal_error(3, &[7]);
+        assert_eq!(other, "KVM internal error, suberror 3 (data [7])");
     }
 }
