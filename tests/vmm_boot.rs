@@ -350,3 +350,31 @@ fn shell_exit_command_sets_the_status() {
     let (status, stdout, stderr) = run(command, Duration::from_secs(30));
     assert_eq!(status, Some(5), "stdout:\n{stdout}\nstderr:\n{stderr}");
 }
+
+#[test]
+fn keys_typed_at_boot_reach_the_shell_in_order() {
+    require_kvm();
+    // No `expect`: the keys are queued before the guest runs and the
+    // keyboard holds them until the guest's driver enables scanning (F4).
+    let mut command = vmm();
+    command.args([
+        "--no-interactive",
+        "--type",
+        "echo early bird\\n",
+        "--type",
+        "exit 3\\n",
+        "--timeout",
+        "20",
+    ]);
+    let started = Instant::now();
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    eprintln!("exited after {:?}", started.elapsed());
+    let context = format!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(status, Some(3), "{context}");
+    let lines: Vec<&str> = stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines.contains(&"early bird"), "{context}");
+    let echo = format!("{}echo early bird", boot::PROMPT);
+    assert!(lines.contains(&echo.as_str()), "{context}");
+    assert!(!stdout.contains("i8042: warning"), "{context}");
+    assert!(!stdout.contains("unknown command"), "{context}");
+}
