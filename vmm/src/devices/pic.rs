@@ -475,6 +475,20 @@ impl DualPic {
         }
     }
 
+    /// Requested and unmasked ISA lines (bit n = IRQ n), without the side
+    /// effects of a guest read: the VMM uses it to keep catch-up timer ticks
+    /// from starving other devices.
+    pub fn unmasked_requests(&self) -> u16 {
+        let master = self.master.irr & !self.master.imr & !(1 << CASCADE);
+        let slave = self.slave.irr & !self.slave.imr;
+        let slave = if self.master.imr & (1 << CASCADE) == 0 {
+            slave
+        } else {
+            0
+        };
+        u16::from(master) | (u16::from(slave) << 8)
+    }
+
     /// Whether the master's INT output is asserted, i.e. an interrupt is
     /// waiting to be acknowledged.
     pub fn interrupt_pending(&self) -> bool {
@@ -581,6 +595,22 @@ mod tests {
     fn expect_ack(pic: &mut DualPic, vector: u8) {
         assert!(pic.interrupt_pending(), "no interrupt for vector {vector}");
         assert_eq!(pic.acknowledge(), vector);
+    }
+
+    #[test]
+    fn unmasked_requests_reports_irr_without_side_effects() {
+        let mut pic = init();
+        pic.set_irq_level(0, true);
+        pic.set_irq_level(1, true);
+        pic.set_irq_level(9, true);
+        assert_eq!(pic.unmasked_requests(), 0b10_0000_0011);
+        pic.write(PIC_MASTER_DATA, 0b0000_0010); // mask IRQ1
+        assert_eq!(pic.unmasked_requests(), 0b10_0000_0001);
+        pic.write(PIC_MASTER_DATA, 0b0000_0100); // mask the cascade: slave lines hidden
+        assert_eq!(pic.unmasked_requests(), 0b11);
+        // Nothing was acknowledged by looking.
+        pic.write(PIC_MASTER_DATA, 0);
+        assert_eq!(pic.acknowledge(), MASTER_VECTOR_BASE);
     }
 
     #[test]

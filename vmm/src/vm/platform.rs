@@ -288,8 +288,9 @@ impl Devices {
         let line = self.vectors.line(vector);
         if line == Some(irq::TIMER) {
             self.ticks.in_flight = false;
-            self.deliver_tick();
         }
+        // Any acknowledge may be what a deferred catch-up tick waits for.
+        self.deliver_tick();
         (vector, line)
     }
 
@@ -309,8 +310,18 @@ impl Devices {
     }
 
     /// Sends one owed tick as an IRQ0 edge unless one is still in flight.
+    ///
+    /// Catch-up ticks (more than the one just due) yield to every other
+    /// device: IRQ0 wins each 8259 arbitration, so a guest working off a
+    /// backlog would otherwise never take IRQ1 until the backlog is gone,
+    /// and a host too busy to keep up would starve the keyboard for good.
+    /// A deferred tick goes out at the next acknowledge.
     fn deliver_tick(&mut self) {
         if self.ticks.in_flight || self.ticks.owed == 0 {
+            return;
+        }
+        let others = self.pic.unmasked_requests() & !(1 << irq::TIMER);
+        if self.ticks.owed > 1 && others != 0 {
             return;
         }
         self.ticks.owed -= 1;
@@ -439,6 +450,41 @@ mod tests {
         let effects = devices.pio_write(ports::I8042_COMMAND, &[0xAE]);
         assert!(effects.keyboard_consumed);
         assert!(!devices.keyboard_input_pending());
+    }
+
+    /// With a backlog of timer ticks, IRQ0 would win every arbitration:
+    /// catch-up ticks wait while another device is requesting.
+    #[test]
+    fn catch_up_ticks_yield_to_the_keyboard() {
+        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
+        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
+            devices.pio_write(port, &[value]);
+        }
+        for (port, value) in [(0xa0, 0x11), (0xa1, 40), (0xa1, 2), (0xa1, 1)] {
+            devices.pio_write(port, &[value]);
+        }
+        let eoi = |devices: &mut Devices| devices.pio_write(0x20, &[0x20]);
+        devices.ticks.owed = 3;
+        devices.deliver_tick();
+        devices.pic.set_irq_level(irq::KEYBOARD, true);
+        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
+        eoi(&mut devices);
+        // The keyboard goes first although two ticks are still owed.
+        assert_eq!(devices.acknowledge(), (33, Some(irq::KEYBOARD)));
+        eoi(&mut devices);
+        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
+        eoi(&mut devices);
+        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
+        eoi(&mut devices);
+        assert!(!devices.pic.interrupt_pending());
+        assert_eq!(devices.stats().timer_ticks_delivered, 3);
+
+        // The one tick just due keeps IRQ0's priority.
+        devices.ticks.owed = 1;
+        devices.pic.set_irq_level(irq::KEYBOARD, false);
+        devices.pic.set_irq_level(irq::KEYBOARD, true);
+        devices.deliver_tick();
+        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
     }
 
     #[test]

@@ -353,7 +353,7 @@ fn describe_internal_error(suberror: u32, data: &[u64]) -> String {
             .map(|b| format!("{b:02x}"))
             .collect();
         let hint = match packed[1] {
-            0xcc | 0xcd | 0xce => " (INT3/INT n/INTO: KVM's emulator cannot raise a software interrupt outside real mode)",
+            0xcc..=0xce => " (INT3/INT n/INTO: KVM's emulator cannot raise a software interrupt outside real mode)",
             _ => "",
         };
         return format!(
