@@ -62,6 +62,9 @@ fn bootinfo() {
     );
 }
 
+/// TCG only, here and in `vmm_guest_tests.rs`: under kvm_pvm, KVM's
+/// instruction emulator runs this guest and cannot execute `int3` outside
+/// real mode (see `guest/README.md`, "Under kvm_pvm").
 #[test]
 fn breakpoint() {
     assert_passes(
