@@ -16,7 +16,9 @@ use core::task::{Context, Poll};
 use crossbeam_queue::ArrayQueue;
 use futures_util::stream::Stream;
 use futures_util::task::AtomicWaker;
-use pc_keyboard::{layouts::Us104Key, DecodedKey, HandleControl, PS2Keyboard, ScancodeSet1};
+use pc_keyboard::{
+    layouts::Us104Key, DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1,
+};
 use shared::ports::{I8042_COMMAND, I8042_DATA};
 use spin::Once;
 use x86_64::instructions::port::Port;
@@ -147,12 +149,16 @@ impl Decoder {
     pub fn feed(&mut self, byte: u8) -> Option<Key> {
         // Unknown codes (e.g. a stray 0xFA acknowledge) are ignored.
         let event = self.keyboard.add_byte(byte).ok()??;
-        match self.keyboard.process_keyevent(event)? {
-            DecodedKey::Unicode('\n' | '\r') => Some(Key::Enter),
-            DecodedKey::Unicode('\u{8}') => Some(Key::Backspace),
-            DecodedKey::Unicode('\u{3}') => Some(Key::Interrupt),
-            DecodedKey::Unicode(c) if !c.is_control() => Some(Key::Char(c)),
-            DecodedKey::Unicode(_) | DecodedKey::RawKey(_) => None,
+        let code = event.code;
+        // Enter and Backspace by key, not by character: with Ctrl held,
+        // `pc_keyboard` maps the letters to control characters, so Ctrl+M,
+        // Ctrl+J and Ctrl+H would otherwise pass for Enter and Backspace.
+        match (code, self.keyboard.process_keyevent(event)?) {
+            (KeyCode::Return | KeyCode::NumpadEnter, _) => Some(Key::Enter),
+            (KeyCode::Backspace, _) => Some(Key::Backspace),
+            (KeyCode::C, DecodedKey::Unicode('\u{3}')) => Some(Key::Interrupt),
+            (_, DecodedKey::Unicode(c)) if !c.is_control() => Some(Key::Char(c)),
+            (_, DecodedKey::Unicode(_) | DecodedKey::RawKey(_)) => None,
         }
     }
 }

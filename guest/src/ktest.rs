@@ -796,6 +796,14 @@ async fn keyboard_test() {
         "other Ctrl letters are ignored"
     );
     check!(
+        decode(
+            &mut d,
+            &[0x1D, 0x23, 0xA3, 0x24, 0xA4, 0x32, 0xB2, 0x17, 0x97, 0x9D]
+        )
+        .is_empty(),
+        "Ctrl+H, Ctrl+J, Ctrl+M and Ctrl+I are ignored (not Backspace/Enter/Tab)"
+    );
+    check!(
         decode(&mut d, &[0x0E, 0x8E, 0x1C, 0x9C]) == [Backspace, Enter],
         "Backspace and Enter"
     );
