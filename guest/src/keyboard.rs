@@ -35,7 +35,8 @@ static STREAM_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Creates the scancode queue. Call before IRQ1 is unmasked.
 pub fn init_queue() {
-    QUEUE.call_once(|| ArrayQueue::new(QUEUE_CAPACITY));
+    // One slot more than we ever fill, see [`push_scancode`].
+    QUEUE.call_once(|| ArrayQueue::new(QUEUE_CAPACITY + 1));
 }
 
 // i8042 status register bits.
@@ -57,13 +58,30 @@ pub fn on_interrupt() {
         return; // a mouse byte: the aux port is disabled, so not ours
     }
     stats::SCANCODES.inc();
-    push_scancode(byte);
+    push_with_interrupts_off(byte);
 }
 
-/// Queues a scancode for the stream (the IRQ1 path; tests call it too).
+/// Whether the ring under the scancode queue is full (for tests: it never is).
+pub fn ring_is_full() -> bool {
+    QUEUE.get().is_some_and(|queue| queue.is_full())
+}
+
+/// Queues a scancode for the stream as IRQ1 does (for tests).
 pub fn push_scancode(byte: u8) {
+    x86_64::instructions::interrupts::without_interrupts(|| push_with_interrupts_off(byte));
+}
+
+/// Queues a scancode; interrupts must be off.
+///
+/// The ring holds one slot more than [`QUEUE_CAPACITY`] and is never filled:
+/// `ArrayQueue::push` on a full ring whose head slot is being popped (the
+/// consumer advanced `head` and was interrupted before releasing the slot)
+/// spins until the pop completes, which on our one CPU, in an interrupt
+/// handler, is never. Below capacity the push's slot is never the one being
+/// popped. Interrupts off makes the length check and the push one step.
+fn push_with_interrupts_off(byte: u8) {
     match QUEUE.get() {
-        Some(queue) if queue.push(byte).is_ok() => {}
+        Some(queue) if queue.len() < QUEUE_CAPACITY && queue.push(byte).is_ok() => {}
         _ => stats::SCANCODES_DROPPED.inc(),
     }
     WAKER.wake();
