@@ -221,14 +221,15 @@ impl Executor {
     }
 
     /// Runs until every task has finished or `done()` holds after a round
-    /// of polls.
+    /// of polls (`done` is looked at only then, so it should depend on what
+    /// tasks do, not on interrupts alone).
     pub fn run_until(&mut self, done: impl Fn() -> bool) {
         loop {
             self.run_ready();
             if done() || (self.tasks.is_empty() && SPAWNED.lock().is_empty()) {
                 return;
             }
-            self.sleep_if_idle();
+            self.sleep_until_ready();
         }
     }
 
@@ -264,13 +265,21 @@ impl Executor {
         self.adopt_spawned();
     }
 
-    fn sleep_if_idle(&self) {
-        interrupts::disable();
-        if ready_queue().is_empty() {
+    /// Halts until a task is ready. Each round disables interrupts, looks at
+    /// the queue and executes `sti; hlt` as one step, so a wake between the
+    /// look and the halt still ends the halt. An interrupt that readied
+    /// nothing (most timer ticks) goes straight back to the halt: nothing
+    /// else the run loop looks at can change without a task being polled.
+    fn sleep_until_ready(&self) {
+        let queue = ready_queue();
+        loop {
+            interrupts::disable();
+            if !queue.is_empty() {
+                interrupts::enable();
+                return;
+            }
             stats::HALTS.inc();
             interrupts::enable_and_hlt();
-        } else {
-            interrupts::enable();
         }
     }
 }
