@@ -250,6 +250,8 @@ fn triple_fault_is_a_crash() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stderr.contains("triple-fault"), "stderr: {stderr}");
+    // As for every crash, the message names where the guest was.
+    assert!(stderr.contains(" at rip 0x"), "stderr: {stderr}");
 }
 
 /// Runs the VMM expecting a setup error; returns its one-line message.

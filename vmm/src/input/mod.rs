@@ -418,7 +418,7 @@ pub fn shutdown_cause(reason: &crate::vm::ExitReason) -> (bool, &'static str) {
     use crate::vm::ExitReason;
     match reason {
         ExitReason::GuestExit(_) => (true, "guest-shutdown"),
-        ExitReason::GuestReset | ExitReason::TripleFault => (true, "guest-reset"),
+        ExitReason::GuestReset | ExitReason::TripleFault(_) => (true, "guest-reset"),
         ExitReason::Host => (false, "host-signal"),
         // Crashes and host failures; also any reason added later.
         _ => (false, "host-error"),

@@ -19,8 +19,9 @@ pub enum ExitReason {
     GuestReset,
     /// [`super::VmHandle::shutdown`] was called (QMP `quit`, `--timeout`, ...).
     Host,
-    /// The guest triple-faulted (`KVM_EXIT_SHUTDOWN`).
-    TripleFault,
+    /// The guest triple-faulted (`KVM_EXIT_SHUTDOWN`); where the guest was
+    /// (` at rip ...`, empty if unknown).
+    TripleFault(String),
     /// KVM could not run the guest (internal error, failed entry, an exit
     /// this machine cannot handle), or the VMM's own machinery failed while
     /// running; the text says which.
@@ -37,7 +38,9 @@ impl fmt::Display for ExitReason {
                 write!(f, "the guest requested a reset (i8042 0xFE); not rebooting")
             }
             Self::Host => write!(f, "stopped by the host"),
-            Self::TripleFault => write!(f, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)"),
+            Self::TripleFault(at) => {
+                write!(f, "the guest triple-faulted (KVM_EXIT_SHUTDOWN){at}")
+            }
             Self::Crash(what) => f.write_str(what),
         }
     }

@@ -255,7 +255,7 @@ impl VcpuLoop<'_> {
                 Ok(VcpuExit::Intr) => self.stats.count(ExitKind::Kick),
                 Ok(VcpuExit::Shutdown) => {
                     self.stats.count(ExitKind::Other);
-                    fatal = Some(ExitReason::TripleFault);
+                    fatal = Some(ExitReason::TripleFault(String::new()));
                 }
                 Ok(VcpuExit::FailEntry(reason, cpu)) => {
                     self.stats.count(ExitKind::Other);
@@ -294,15 +294,17 @@ impl VcpuLoop<'_> {
 
     /// Words a crash for the user, with where the guest was (RIP, mode).
     fn describe(&self, reason: ExitReason) -> ExitReason {
-        let ExitReason::Crash(what) = reason else {
-            return reason;
-        };
-        match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
-            (Ok(regs), Ok(sregs)) => ExitReason::Crash(format!(
-                "the guest crashed: {what} at rip {:#x} (cr0 {:#x}, efer {:#x}, cs.l {})",
+        let at = match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
+            (Ok(regs), Ok(sregs)) => format!(
+                " at rip {:#x} (cr0 {:#x}, efer {:#x}, cs.l {})",
                 regs.rip, sregs.cr0, sregs.efer, sregs.cs.l
-            )),
-            _ => ExitReason::Crash(format!("the guest crashed: {what}")),
+            ),
+            _ => String::new(),
+        };
+        match reason {
+            ExitReason::Crash(what) => ExitReason::Crash(format!("the guest crashed: {what}{at}")),
+            ExitReason::TripleFault(_) => ExitReason::TripleFault(at),
+            other => other,
         }
     }
 
