@@ -108,6 +108,10 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd) -> VcpuStats {
         // SAFETY: pthread_self has no preconditions.
         state.vcpu_thread = Some(unsafe { libc::pthread_self() });
     }
+    // Withdraws the kick target however this function is left, a panic
+    // included: once the thread is joined its id is dangling, and a kick
+    // (`pthread_kill`) to it would be undefined behaviour.
+    let _withdraw = WithdrawKickTarget(shared);
     let mut vcpu_loop = VcpuLoop {
         shared,
         vcpu: &mut vcpu,
@@ -116,13 +120,24 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd) -> VcpuStats {
     };
     let crash = vcpu_loop.run();
     let mut state = shared.lock();
-    // Withdraw the kick target before the thread can end.
+    // Withdraw the kick target before the VM's exit wakes anyone.
     state.vcpu_thread = None;
     state.vcpu_phase = VcpuPhase::Outside;
     if let Some(exit) = crash {
         shared.request_exit(&mut state, exit);
     }
     stats
+}
+
+/// Clears [`State::vcpu_thread`] when dropped (see [`run`]).
+struct WithdrawKickTarget<'a>(&'a Shared);
+
+impl Drop for WithdrawKickTarget<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.vcpu_thread = None;
+        state.vcpu_phase = VcpuPhase::Outside;
+    }
 }
 
 struct VcpuLoop<'a> {
