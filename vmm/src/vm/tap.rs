@@ -121,10 +121,17 @@ impl SerialTap {
     ) -> Result<usize, Vec<u8>> {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.lock();
+        // Where a match may still start: the bytes before it were searched.
+        // Each wake-up searches only what came since, so a waiter does not
+        // rescan the whole log (up to 1 MiB, under the lock the guest's
+        // UART pushes through) for every byte the guest sends.
+        let mut search_from = from;
         loop {
-            if let Some(pos) = state.find(from, needle) {
+            if let Some(pos) = state.find(search_from, needle) {
                 return Ok(pos + needle.len());
             }
+            let searched_to = state.end().saturating_sub(needle.len() - 1);
+            search_from = search_from.max(searched_to);
             let now = Instant::now();
             let remaining = match deadline {
                 Some(deadline) if now < deadline => deadline - now,
@@ -208,5 +215,47 @@ mod tests {
             tap.wait_for(0, b"never", Duration::from_secs(60)),
             Err(b"partial".to_vec())
         );
+    }
+    /// A waiting `expect` must not make the guest's output crawl: the waiter
+    /// searches only the new bytes, not the whole retained log on each push.
+    #[test]
+    fn waiting_does_not_stall_the_writer() {
+        let tap = SerialTap::new();
+        // A full, wrapped log, as after a long run.
+        tap.push(&vec![b'x'; SerialTap::CAPACITY + 1]);
+        let waiter = {
+            let tap = tap.clone();
+            // Expecting since a mark older than the retained log.
+            std::thread::spawn(move || tap.wait_for(0, b"needle", Duration::from_secs(600)))
+        };
+        let started = Instant::now();
+        // The UART pushes one byte per guest exit, some 20 µs apart, which
+        // leaves the waiter time to search after every byte.
+        for _ in 0..100_000 {
+            tap.push(b"y");
+            let pushed = Instant::now();
+            while pushed.elapsed() < Duration::from_micros(20) {
+                std::hint::spin_loop();
+            }
+        }
+        tap.push(b"needle");
+        let elapsed = started.elapsed();
+        assert!(waiter.join().unwrap().is_ok());
+        assert!(elapsed < Duration::from_secs(5), "writer took {elapsed:?}");
+    }
+
+    #[test]
+    fn finds_a_needle_split_across_pushes_while_waiting() {
+        let tap = SerialTap::new();
+        tap.push(b"> ne");
+        let waiter = {
+            let tap = tap.clone();
+            std::thread::spawn(move || tap.wait_for(0, b"needle", Duration::from_secs(60)))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        tap.push(b"e");
+        std::thread::sleep(Duration::from_millis(20));
+        tap.push(b"dle!");
+        assert_eq!(waiter.join().unwrap(), Ok(8));
     }
 }
