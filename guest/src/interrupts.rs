@@ -7,9 +7,18 @@
 //! no FPU/SSE state to save), calls [`trap_dispatch`] with a pointer to the
 //! resulting [`TrapFrame`], restores the registers and returns with `iretq`.
 //!
+//! Hardware IRQs (vectors 32..47) take a shorter path, as they are the hot
+//! one (the timer ticks 1000 times a second, and under an emulating KVM every
+//! guest instruction costs a microsecond or more): the stub puts the IRQ line
+//! in EAX and jumps to [`irq_common`], which saves only the 9 caller-saved
+//! registers and calls [`irq_dispatch`]; that function, like any `extern "C"`
+//! function, preserves the other 6 itself. No IRQ handler looks at the
+//! interrupted registers.
+//!
 //! Stack alignment: in 64-bit mode the CPU aligns RSP to 16 bytes before
 //! pushing its frame; 5 frame words + error code + vector + 15 registers make
-//! 22 words, so RSP is 16-byte aligned at the `call`, as the ABI requires.
+//! 22 words (IRQs: 5 frame words + 9 registers make 14), so RSP is 16-byte
+//! aligned at the `call`, as the ABI requires.
 
 use core::arch::naked_asm;
 use core::fmt;
@@ -99,7 +108,50 @@ unsafe extern "C" fn trap_common() {
     );
 }
 
+/// Common part of the IRQ entry stubs; the IRQ line is in EAX (whose old
+/// value the stub pushed).
+#[unsafe(naked)]
+unsafe extern "C" fn irq_common() {
+    naked_asm!(
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "mov edi, eax",
+        // The ABI wants DF clear at calls; the interrupted code may have set it.
+        "cld",
+        "call {dispatch}",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "iretq",
+        dispatch = sym irq_dispatch,
+    );
+}
+
 macro_rules! stub {
+    ($name:ident, $vector:literal, irq) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!(
+                "push rax",
+                "mov eax, {line}",
+                "jmp {common}",
+                line = const $vector - MASTER_VECTOR_BASE as u32,
+                common = sym irq_common,
+            );
+        }
+    };
     ($name:ident, $vector:literal, no_error_code) => {
         #[unsafe(naked)]
         unsafe extern "C" fn $name() {
@@ -146,22 +198,22 @@ stub!(vector_28, 28, no_error_code);
 stub!(vector_29, 29, error_code);
 stub!(vector_30, 30, error_code);
 stub!(vector_31, 31, no_error_code);
-stub!(vector_32, 32, no_error_code);
-stub!(vector_33, 33, no_error_code);
-stub!(vector_34, 34, no_error_code);
-stub!(vector_35, 35, no_error_code);
-stub!(vector_36, 36, no_error_code);
-stub!(vector_37, 37, no_error_code);
-stub!(vector_38, 38, no_error_code);
-stub!(vector_39, 39, no_error_code);
-stub!(vector_40, 40, no_error_code);
-stub!(vector_41, 41, no_error_code);
-stub!(vector_42, 42, no_error_code);
-stub!(vector_43, 43, no_error_code);
-stub!(vector_44, 44, no_error_code);
-stub!(vector_45, 45, no_error_code);
-stub!(vector_46, 46, no_error_code);
-stub!(vector_47, 47, no_error_code);
+stub!(vector_32, 32, irq);
+stub!(vector_33, 33, irq);
+stub!(vector_34, 34, irq);
+stub!(vector_35, 35, irq);
+stub!(vector_36, 36, irq);
+stub!(vector_37, 37, irq);
+stub!(vector_38, 38, irq);
+stub!(vector_39, 39, irq);
+stub!(vector_40, 40, irq);
+stub!(vector_41, 41, irq);
+stub!(vector_42, 42, irq);
+stub!(vector_43, 43, irq);
+stub!(vector_44, 44, irq);
+stub!(vector_45, 45, irq);
+stub!(vector_46, 46, irq);
+stub!(vector_47, 47, irq);
 
 /// Entry stubs of vectors 0..48 (the 32 exceptions and the 16 PIC IRQs).
 const STUBS: [unsafe extern "C" fn(); 48] = [
@@ -233,12 +285,13 @@ pub fn expect_fault(what: u8) {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector {
         0..=31 => exception(frame),
-        32..=47 => irq((frame.vector - u64::from(MASTER_VECTOR_BASE)) as u8),
         _ => fatal(frame),
     }
 }
 
-fn irq(line: u8) {
+/// IRQ `line` (0..16), from [`irq_common`].
+extern "C" fn irq_dispatch(line: u32) {
+    let line = line as u8;
     match line {
         TIMER => {
             timer::on_interrupt();
