@@ -341,6 +341,10 @@ struct Keyboard {
     modifiers: u8,
     /// Last byte handed to the controller, for the resend command.
     last_sent: u8,
+    /// The event whose bytes are being sent (valid while some of them are in
+    /// `keys` or in the controller's output buffer), so a machine reset can
+    /// hand it whole to the next guest.
+    sending: Option<HostKey>,
 }
 
 impl Keyboard {
@@ -358,6 +362,7 @@ impl Keyboard {
             typematic: KBD_TYPEMATIC_DEFAULT,
             modifiers: 0,
             last_sent: 0,
+            sending: None,
         }
     }
 
@@ -385,6 +390,7 @@ impl Keyboard {
                     // set 3 has no code for) just disappear.
                     let seq = self.encode(event);
                     self.keys.extend(seq.as_slice().iter().copied());
+                    self.sending = Some(event);
                 }
                 self.keys.pop_front().map(|b| (b, true))
             }
@@ -749,6 +755,28 @@ impl I8042 {
     /// Same as [`Self::take_irq1_edge`] for IRQ12.
     pub fn take_irq12_edge(&mut self) -> bool {
         std::mem::take(&mut self.irq12_edge)
+    }
+
+    /// Machine reset: the controller and the keyboard go back to their
+    /// power-on state ([`Self::new`]: command byte 0x03, scanning in set 2,
+    /// not activated, so keys wait for the next driver's 0xF4), but host key
+    /// events still queued are kept: nothing typed is lost. An event whose
+    /// bytes were being delivered (some still in the keyboard or the output
+    /// buffer) goes back to the front of the queue, to be sent whole to the
+    /// next guest; an event the old guest read completely is gone with it.
+    /// The held modifiers stay (the keys are still down on the host side).
+    pub fn reset(&mut self) {
+        let in_flight = matches!(self.output, Some(b) if b.keystroke) || !self.kbd.keys.is_empty();
+        let mut held = std::mem::take(&mut self.kbd.held);
+        if in_flight {
+            if let Some(event) = self.kbd.sending {
+                held.push_front(event);
+            }
+        }
+        let modifiers = self.kbd.modifiers;
+        *self = Self::new();
+        self.kbd.held = held;
+        self.kbd.modifiers = modifiers;
     }
 
     /// Whether the guest asked for a CPU reset (command 0xFE, any pulse command
@@ -1386,6 +1414,37 @@ mod tests {
         k.key_event(0x1B, true);
         k.write(DATA, 0xFF);
         assert_eq!(drain(&mut k), vec![0x1C, 0xFA, 0xAA, 0x1B]);
+    }
+
+    /// A machine reset brings back the power-on state but keeps every host
+    /// key event not completely read: the one in the output buffer goes out
+    /// again whole, the queued ones follow, once the next driver sends F4.
+    #[test]
+    fn machine_reset_is_power_on_but_keeps_host_keys() {
+        let mut k = activated();
+        set_command_byte(&mut k, 0x61); // translation on, aux off
+        k.key_event(0x1C, true); // 'a' down: set 1 0x1E
+        k.key_event(0x1C, false); // 'a' up: set 1 0x9E
+        k.key_event(0xE075, true); // Up: set 1 E0 48, two bytes
+        assert_eq!(k.read(DATA), 0x1E);
+        assert_eq!(k.read(DATA), 0x9E);
+        assert_eq!(k.read(DATA), 0xE0); // Up half read
+        k.write(CMD, 0xFE);
+        assert!(k.take_reset_request());
+        k.reset();
+        assert_eq!(k.command_byte(), 0x03);
+        assert_eq!(k.read(CMD), STATUS_CMD | STATUS_UNLOCKED);
+        assert!(!k.irq1_level());
+        assert!(!k.take_reset_request());
+        // Up is pending again, whole; it waits for the new driver.
+        assert_eq!(k.pending_input(), 1);
+        assert_eq!(drain(&mut k), Vec::<u8>::new());
+        k.key_event(0x1B, true);
+        assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK, 0xE0, 0x75, 0x1B]);
+        assert_eq!(k.pending_input(), 0);
+        // A reset with nothing in flight keeps nothing.
+        k.reset();
+        assert_eq!(k.pending_input(), 0);
     }
 
     /// "exit" pressed and released, key by key (set 2 codes).

@@ -90,6 +90,20 @@ impl Com1 {
         }
     }
 
+    /// Machine reset: the UART back to its power-on registers, its output
+    /// still going where it went. (`vm-superio` has no in-place reset: the
+    /// UART is rebuilt around its writer, with a throwaway in between.)
+    pub fn reset(&mut self) {
+        let irq = IrqLatch::default();
+        let placeholder = SerialOutput {
+            stdout: None,
+            tap: SerialTap::new(),
+        };
+        let old = std::mem::replace(&mut self.uart, Serial::new(irq.clone(), placeholder));
+        self.uart = Serial::new(irq.clone(), old.into_writer());
+        self.irq = irq;
+    }
+
     /// Whether the UART raised its interrupt since the last call.
     pub fn take_irq(&mut self) -> bool {
         self.irq.0.swap(false, Ordering::Relaxed)

@@ -70,6 +70,8 @@ pub struct PlatformStats {
     pub timer_ticks_dropped: u64,
     /// Channel-0 ticks discarded while the VM was paused.
     pub timer_ticks_paused: u64,
+    /// Machine resets (guest-requested and host-requested).
+    pub resets: u64,
 }
 
 /// Follows the PICs' initialisation sequence to learn their vector bases
@@ -177,6 +179,23 @@ impl Devices {
             ticks: TickQueue::default(),
             stats: PlatformStats::default(),
         }
+    }
+
+    /// Machine reset: every device back to its power-on state (the PIT on
+    /// the same clock, so the timer thread's deadlines stay comparable), the
+    /// PIC vector map forgotten, owed and in-flight timer ticks dropped. Host
+    /// key events still queued in the keyboard are kept
+    /// ([`I8042::reset`]). Counters are kept, and count the reset.
+    pub fn reset(&mut self) {
+        self.pic.reset();
+        self.pit = Pit::new(self.pit.clock().clone());
+        self.i8042.reset();
+        self.com1.reset();
+        self.debug_exit = DebugExit::new();
+        self.vectors = VectorMap::default();
+        self.ticks = TickQueue::default();
+        self.stats.resets += 1;
+        self.sync_irqs();
     }
 
     /// Guest `in` of `data.len()` bytes (1, 2 or 4) at `port`.
@@ -485,6 +504,55 @@ mod tests {
         devices.pic.set_irq_level(irq::KEYBOARD, true);
         devices.deliver_tick();
         assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
+    }
+
+    /// A platform reset brings every device back to power-on and keeps the
+    /// keys the guest has not read.
+    #[test]
+    fn reset_restores_power_on_and_keeps_held_keys() {
+        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
+        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
+            devices.pio_write(port, &[value]);
+        }
+        // PIT channel 0, mode 2, 1 kHz.
+        for (port, value) in [(0x43, 0x34), (0x40, 0xa9), (0x40, 0x04)] {
+            devices.pio_write(port, &[value]);
+        }
+        assert!(devices.next_timer_edge().is_some());
+        devices.ticks.owed = 5;
+        devices.ticks.in_flight = true;
+        // The keyboard activated (F4), one key read, one still queued.
+        devices.pio_write(ports::I8042_DATA, &[0xF4]);
+        let mut byte = [0u8];
+        devices.pio_read(ports::I8042_DATA, &mut byte);
+        assert_eq!(byte[0], 0xFA);
+        devices.pio_write(0x20, &[0x20]);
+        devices.i8042.key_event(0x1C, true);
+        devices.i8042.key_event(0x1C, false);
+        devices.pio_write(ports::DEBUG_EXIT, &[7]);
+        devices.pio_write(ports::COM1 + 1, &[0x02]); // IER: THRE
+
+        devices.reset();
+        assert_eq!(devices.stats().resets, 1);
+        assert_eq!(devices.next_timer_edge(), None);
+        assert_eq!((devices.ticks.owed, devices.ticks.in_flight), (0, false));
+        assert_eq!(devices.vectors.line(32), None);
+        assert!(!devices.pic.interrupt_pending());
+        assert_eq!(devices.pic.read(0x21), 0, "IMR at power-on");
+        assert_eq!(devices.take_guest_request(), None);
+        assert_eq!(devices.i8042.command_byte(), 0x03);
+        assert_eq!(devices.com1.read(1), 0, "IER at power-on");
+        // Both key events wait for the next driver's F4.
+        assert!(devices.keyboard_input_pending());
+        assert_eq!(devices.i8042.pending_input(), 2);
+        devices.pio_write(ports::I8042_DATA, &[0xF4]);
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            devices.pio_read(ports::I8042_DATA, &mut byte);
+            got.push(byte[0]);
+        }
+        assert_eq!(got, [0xFA, 0x1C, 0xF0, 0x1C]);
+        assert!(!devices.keyboard_input_pending());
     }
 
     #[test]
