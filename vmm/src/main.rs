@@ -34,9 +34,15 @@ struct Cli {
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
 
-    /// On exit, print exit counts, injected interrupts and run time to stderr.
+    /// On exit, print exit counts, injected interrupts, resets and run time
+    /// to stderr.
     #[arg(long)]
     stats: bool,
+
+    /// Exit (status 0) when the guest asks for a reset instead of rebooting
+    /// it, like QEMU's -no-reboot.
+    #[arg(long)]
+    no_reboot: bool,
 
     /// Log every device access (trace level; RUST_LOG works too).
     #[arg(long)]
@@ -105,6 +111,7 @@ fn run(cli: Cli) -> Result<i32, String> {
         cmdline: cli.cmdline.clone(),
         memory_mib: cli.memory,
         serial_to_stdout: true,
+        no_reboot: cli.no_reboot,
     };
     let vm = Vm::new(&config).map_err(|error| match error {
         vmm::vm::Error::Boot(error) => format!("{kernel_name}: {error}"),
@@ -132,6 +139,15 @@ fn run(cli: Cli) -> Result<i32, String> {
     let input = input
         .start(std::sync::Arc::new(handle.clone()))
         .map_err(|error| error.to_string())?;
+
+    let notify_qmp = input.reset_notifier();
+    handle.on_reset(move |cause| {
+        match cause {
+            vmm::vm::ResetCause::Guest => eprintln!("vmm: guest reset"),
+            vmm::vm::ResetCause::Host => eprintln!("vmm: system reset (QMP)"),
+        }
+        notify_qmp(cause);
+    });
 
     let report = vm.run().map_err(|error| error.to_string())?;
     input.vm_stopped(&report.exit.reason);

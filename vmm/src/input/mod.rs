@@ -94,6 +94,13 @@ impl VmControl for crate::vm::VmHandle {
     fn is_paused(&self) -> bool {
         crate::vm::VmHandle::is_paused(self)
     }
+    fn can_reset(&self) -> bool {
+        true
+    }
+    fn reset(&self) -> Result<(), String> {
+        crate::vm::VmHandle::reset(self);
+        Ok(())
+    }
     fn shutdown(&self, status: i32) {
         crate::vm::VmHandle::shutdown(self, status);
     }
@@ -396,6 +403,23 @@ pub struct InputHandle {
 }
 
 impl InputHandle {
+    /// What to call after each machine reset (see
+    /// [`crate::vm::VmHandle::on_reset`]): a guest-requested reset sends QMP
+    /// clients the `RESET` event (`guest: true`, `guest-reset`); a
+    /// host-requested one (`system_reset`) already had its event sent by the
+    /// QMP command.
+    pub fn reset_notifier(&self) -> impl Fn(crate::vm::ResetCause) + Send + Sync + 'static {
+        let events = self.events.clone();
+        move |cause| {
+            if let (Some(events), crate::vm::ResetCause::Guest) = (&events, cause) {
+                events.send(&qmp::event(
+                    "RESET",
+                    Some(serde_json::json!({"guest": true, "reason": "guest-reset"})),
+                ));
+            }
+        }
+    }
+
     /// Tells QMP clients the machine stopped (`SHUTDOWN` event, sent once; a
     /// QMP `quit` already sent its own), removes the QMP socket file and
     /// restores the terminal. Call when the VM has stopped, before the

@@ -103,6 +103,9 @@ pub struct ElfInfo {
     pub pvh_entry: u32,
     /// Physical ranges of the loadable segments (`p_paddr`, `p_memsz`).
     pub segments: Vec<Range<u64>>,
+    /// The parts of them the file does not fill (`p_filesz` to `p_memsz`):
+    /// zero-filled memory such as `.bss`.
+    pub zero_fill: Vec<Range<u64>>,
 }
 
 fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
@@ -157,6 +160,7 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
     }
 
     let mut segments = Vec::new();
+    let mut zero_fill = Vec::new();
     let mut pvh_entry = None;
     for index in 0..phnum {
         let ph = usize::try_from(phoff)
@@ -184,6 +188,9 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
                     "a segment wraps around the address space",
                 ))?;
                 segments.push(p_paddr..end);
+                if p_filesz < p_memsz {
+                    zero_fill.push(p_paddr + p_filesz..end);
+                }
             }
             PT_NOTE => {
                 if let Some(entry) = find_pvh_note(&elf[file_range]) {
@@ -200,6 +207,7 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
     Ok(ElfInfo {
         pvh_entry,
         segments,
+        zero_fill,
     })
 }
 
@@ -285,7 +293,11 @@ pub struct BootEntry {
     pub start_info: u32,
 }
 
-/// Loads `elf` into `mem` and writes the PVH boot information.
+/// Loads `elf` into `mem` and writes the PVH boot information: the whole
+/// boot-time memory set-up, done the same way at the first boot and at every
+/// machine reset. Memory need not be fresh: the part of each segment the file
+/// does not fill (`p_filesz` to `p_memsz`, which `linux-loader` leaves alone)
+/// is zeroed here.
 pub fn load(
     mem: &GuestMemoryMmap,
     layout: &MemoryLayout,
@@ -310,6 +322,15 @@ pub fn load(
         // linux-loader reports only the last PT_NOTE; ours saw them all.
         _ => info.pvh_entry,
     };
+    let zeros = vec![0u8; 64 << 10];
+    for range in &info.zero_fill {
+        let mut at = range.start;
+        while at < range.end {
+            let len = (range.end - at).min(zeros.len() as u64) as usize;
+            mem.write_slice(&zeros[..len], GuestAddress(at))?;
+            at += len as u64;
+        }
+    }
 
     let mut with_nul = Vec::with_capacity(cmdline.len() + 1);
     with_nul.extend_from_slice(cmdline.as_bytes());
@@ -430,6 +451,49 @@ pub(crate) mod tests {
         assert_eq!(info.segments, vec![0x10_0000..0x10_0001]);
     }
 
+    /// Loading again over used memory gives the first boot's memory: the
+    /// segments' file bytes, zeroes up to `p_memsz`, the boot data.
+    #[test]
+    fn reload_over_used_memory_matches_the_first_load() {
+        let (name, kind, desc) = pvh_note(0x10_0000);
+        let mut elf = build_elf(0x10_0000, &[0x90, 0x90, 0xf4], &[&[(name, kind, &desc)]]);
+        elf[64 + 40..64 + 48].copy_from_slice(&0x1000u64.to_le_bytes()); // p_memsz
+        let layout = MemoryLayout::new(4).unwrap();
+        let mem = layout.allocate().unwrap();
+        let image = |mem: &GuestMemoryMmap| {
+            let mut segment = vec![0u8; 0x1000];
+            mem.read_slice(&mut segment, GuestAddress(0x10_0000))
+                .unwrap();
+            // hvm_start_info (56 bytes) and the 3 memory-map entries.
+            let mut boot = vec![0u8; 56];
+            mem.read_slice(&mut boot, GuestAddress(START_INFO_ADDR))
+                .unwrap();
+            let mut map = vec![0u8; 3 * 24];
+            mem.read_slice(&mut map, GuestAddress(MEMMAP_ADDR)).unwrap();
+            boot.extend(map);
+            let mut cmdline = vec![0u8; 4];
+            mem.read_slice(&mut cmdline, GuestAddress(CMDLINE_ADDR))
+                .unwrap();
+            (segment, boot, cmdline)
+        };
+        let entry = load(&mem, &layout, &elf, "a=b").unwrap();
+        let first = image(&mem);
+        assert_eq!(&first.0[..4], &[0x90, 0x90, 0xf4, 0]);
+        assert_eq!(&first.2, b"a=b\0");
+        // The guest ran: code, bss, boot data and command line overwritten.
+        mem.write_slice(&[0xaa; 0x1000], GuestAddress(0x10_0000))
+            .unwrap();
+        mem.write_slice(&[0xbb; 0x100], GuestAddress(START_INFO_ADDR))
+            .unwrap();
+        mem.write_slice(&[0xcc; 8], GuestAddress(CMDLINE_ADDR))
+            .unwrap();
+        assert_eq!(load(&mem, &layout, &elf, "a=b").unwrap(), entry);
+        assert!(
+            image(&mem) == first,
+            "the reload differs from the first load"
+        );
+    }
+
     #[test]
     fn rejects_bad_images() {
         assert!(matches!(inspect(b"#!/bin/sh\n"), Err(BootError::NotElf)));
@@ -456,6 +520,7 @@ pub(crate) mod tests {
         let info = |range: Range<u64>| ElfInfo {
             pvh_entry: 0,
             segments: vec![range],
+            zero_fill: Vec::new(),
         };
         assert!(check_placement(&info(0x10_0000..0x20_0000), &layout).is_ok());
         assert!(check_placement(&info(0x8000..0x9000), &layout).is_ok());

@@ -1,5 +1,9 @@
-//! vCPU configuration: CPUID and the PVH entry register state.
-use kvm_bindings::{kvm_regs, kvm_segment, KVM_MAX_CPUID_ENTRIES};
+//! vCPU configuration: CPUID, the power-on state a reset returns to, and the
+//! PVH entry register state.
+use kvm_bindings::{
+    kvm_debugregs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events,
+    kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+};
 use kvm_ioctls::{Kvm, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -30,6 +34,89 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error
         }
     }
     vcpu.set_cpuid2(&cpuid)
+}
+
+/// MSRs a guest may change that a reset must restore (EFER is also in the
+/// sregs): the SYSCALL/SYSENTER set, the segment bases, PAT. Only those KVM
+/// lists are saved.
+const RESET_MSRS: [u32; 12] = [
+    0xc000_0080, // EFER
+    0xc000_0081, // STAR
+    0xc000_0082, // LSTAR
+    0xc000_0083, // CSTAR
+    0xc000_0084, // SFMASK
+    0xc000_0100, // FS_BASE
+    0xc000_0101, // GS_BASE
+    0xc000_0102, // KERNEL_GS_BASE
+    0x174,       // SYSENTER_CS
+    0x175,       // SYSENTER_ESP
+    0x176,       // SYSENTER_EIP
+    0x277,       // PAT
+];
+
+/// The state KVM gives a new vCPU, saved before the first boot so that a
+/// machine reset can return to it: special registers (control registers,
+/// EFER, segments, descriptor tables, pending interrupt bitmap), the x87/SSE
+/// state, the MSRs of [`RESET_MSRS`], and, where KVM supports them, pending
+/// events, debug registers and XCR0. The PVH entry state
+/// ([`configure_pvh_entry`]) is then applied on top, at boot and at reset.
+pub struct PowerOnState {
+    sregs: kvm_sregs,
+    fpu: kvm_fpu,
+    msrs: Msrs,
+    events: Option<kvm_vcpu_events>,
+    debug: Option<kvm_debugregs>,
+    xcrs: Option<kvm_xcrs>,
+}
+
+impl PowerOnState {
+    /// Saves the state of `vcpu`, which must not have run yet.
+    pub fn capture(kvm: &Kvm, vcpu: &VcpuFd) -> Result<Self, SetupError> {
+        let supported = kvm.get_msr_index_list().map_err(SetupError::Kvm)?;
+        let entries: Vec<kvm_msr_entry> = RESET_MSRS
+            .iter()
+            .filter(|index| supported.as_slice().contains(index))
+            .map(|&index| kvm_msr_entry {
+                index,
+                ..Default::default()
+            })
+            .collect();
+        let mut msrs = Msrs::from_entries(&entries)
+            .map_err(|_| SetupError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
+        let read = vcpu.get_msrs(&mut msrs).map_err(SetupError::Kvm)?;
+        // KVM stops at the first MSR it cannot read: keep what it read.
+        let msrs = Msrs::from_entries(&msrs.as_slice()[..read])
+            .map_err(|_| SetupError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
+        Ok(Self {
+            sregs: vcpu.get_sregs().map_err(SetupError::Kvm)?,
+            fpu: vcpu.get_fpu().map_err(SetupError::Kvm)?,
+            msrs,
+            events: vcpu.get_vcpu_events().ok(),
+            debug: vcpu.get_debug_regs().ok(),
+            xcrs: vcpu.get_xcrs().ok(),
+        })
+    }
+
+    /// Puts `vcpu` back into the saved state.
+    pub fn restore(&self, vcpu: &VcpuFd) -> Result<(), SetupError> {
+        vcpu.set_sregs(&self.sregs).map_err(SetupError::Kvm)?;
+        vcpu.set_fpu(&self.fpu).map_err(SetupError::Kvm)?;
+        let written = vcpu.set_msrs(&self.msrs).map_err(SetupError::Kvm)?;
+        if written != self.msrs.as_slice().len() {
+            let index = self.msrs.as_slice()[written].index;
+            log::warn!("reset: KVM refused to restore MSR {index:#x}");
+        }
+        if let Some(events) = &self.events {
+            vcpu.set_vcpu_events(events).map_err(SetupError::Kvm)?;
+        }
+        if let Some(debug) = &self.debug {
+            vcpu.set_debug_regs(debug).map_err(SetupError::Kvm)?;
+        }
+        if let Some(xcrs) = &self.xcrs {
+            vcpu.set_xcrs(xcrs).map_err(SetupError::Kvm)?;
+        }
+        Ok(())
+    }
 }
 
 /// A flat 4 GiB segment descriptor (`type_`: 0xb code, 0x3 data).

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::state::{ExitReason, Shared, VmExit};
+use super::state::{ExitReason, ResetCause, Shared, VmExit};
 use super::SerialTap;
 
 /// A cheap, clonable handle on a VM. Every method is safe to call from any
@@ -90,6 +90,42 @@ impl VmHandle {
     /// Whether the VM is paused.
     pub fn is_paused(&self) -> bool {
         self.shared.lock().paused
+    }
+
+    /// Resets the machine (QMP `system_reset`), as a PC's reset button:
+    /// devices back to power-on (keys queued for the guest are kept), the
+    /// kernel reloaded and its boot data rewritten, the vCPU back at the PVH
+    /// entry. The vCPU thread does it, outside `KVM_RUN`; this waits until it
+    /// has (or the VM stopped, or it does not run yet: then the reset happens
+    /// when it starts). A paused VM is reset and stays paused.
+    pub fn reset(&self) {
+        let mut state = self.shared.lock();
+        if state.exit.is_some() {
+            return;
+        }
+        // A reset already requested and not yet done covers this one too.
+        let target = state.resets_done + 1;
+        state.reset_request.get_or_insert(ResetCause::Host);
+        self.shared.wake_vcpu(&state);
+        self.shared.vcpu_wake.notify_all();
+        while state.resets_done < target && state.exit.is_none() && state.vcpu_thread.is_some() {
+            state = self
+                .shared
+                .events
+                .wait(state)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+    }
+
+    /// Calls `listener` after every machine reset (guest- or host-requested),
+    /// on the vCPU thread without the machine lock; replaces an earlier one.
+    /// It should return quickly: the guest restarts after it.
+    pub fn on_reset(&self, listener: impl Fn(ResetCause) + Send + Sync + 'static) {
+        *self
+            .shared
+            .reset_listener
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(Box::new(listener));
     }
 
     /// Stops the VM: [`super::Vm::run`] returns promptly with `status`

@@ -29,7 +29,7 @@ pub use boot::{BootError, CMDLINE_MAX};
 pub use handle::VmHandle;
 pub use memory::SizeError;
 pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
-pub use state::{ExitReason, VmExit};
+pub use state::{ExitReason, ResetCause, VmExit};
 pub use tap::SerialTap;
 pub use vcpu::{ExitKind, VcpuStats};
 
@@ -49,6 +49,33 @@ pub struct VmConfig {
     /// Copy the guest's serial output to stdout (it always goes to the
     /// [`SerialTap`]).
     pub serial_to_stdout: bool,
+    /// A guest reset request stops the VM ([`ExitReason::GuestReset`],
+    /// status 0) instead of resetting the machine, like QEMU's `-no-reboot`.
+    pub no_reboot: bool,
+}
+
+/// What the first boot and every machine reset do to memory and the vCPU,
+/// kept for the vCPU thread: load the kernel and write the boot data
+/// ([`boot::load`]), return the vCPU to its power-on state and put it at the
+/// PVH entry.
+pub(crate) struct BootSetup {
+    memory: GuestMemoryMmap,
+    layout: memory::MemoryLayout,
+    kernel: Cow<'static, [u8]>,
+    cmdline: String,
+    power_on: cpu::PowerOnState,
+    /// See [`VmConfig::no_reboot`].
+    pub no_reboot: bool,
+}
+
+impl BootSetup {
+    /// Loads the kernel and boot data and sets the vCPU's entry state.
+    pub fn apply(&self, vcpu: &VcpuFd) -> Result<(), Error> {
+        let entry = boot::load(&self.memory, &self.layout, &self.kernel, &self.cmdline)?;
+        self.power_on.restore(vcpu)?;
+        cpu::configure_pvh_entry(vcpu, &self.memory, entry)?;
+        Ok(())
+    }
 }
 
 /// Why a machine could not be built or run.
@@ -134,6 +161,7 @@ impl RunReport {
             "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused",
             p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused
         );
+        let _ = writeln!(out, "  resets: {}", p.resets);
         let _ = write!(
             out,
             "  unclaimed ports: {} reads, {} writes",
@@ -149,7 +177,10 @@ pub struct Vm {
     // KVM maps.
     vcpu: VcpuFd,
     _vm: VmFd,
+    // The mapping is shared with `boot.memory` (the vCPU thread's); this
+    // reference keeps it until after the VM fd is closed.
     _memory: GuestMemoryMmap,
+    boot: BootSetup,
     shared: Arc<state::Shared>,
     clock: MonotonicClock,
 }
@@ -187,12 +218,19 @@ impl Vm {
                 .map_err(|e| Error::Kvm("set memory region", e))?;
         }
 
-        let entry = boot::load(&memory, &layout, &config.kernel, &config.cmdline)?;
         let vcpu = vm
             .create_vcpu(0)
             .map_err(|e| Error::Kvm("create vCPU", e))?;
         cpu::configure_cpuid(&kvm, &vcpu).map_err(|e| Error::Kvm("set CPUID", e))?;
-        cpu::configure_pvh_entry(&vcpu, &memory, entry)?;
+        let boot = BootSetup {
+            power_on: cpu::PowerOnState::capture(&kvm, &vcpu)?,
+            memory: memory.clone(),
+            layout,
+            kernel: config.kernel.clone(),
+            cmdline: config.cmdline.clone(),
+            no_reboot: config.no_reboot,
+        };
+        boot.apply(&vcpu)?;
 
         let clock = MonotonicClock::default();
         let tap = SerialTap::new();
@@ -202,6 +240,7 @@ impl Vm {
             vcpu,
             _vm: vm,
             _memory: memory,
+            boot,
             shared: Arc::new(shared),
             clock,
         })
@@ -216,8 +255,9 @@ impl Vm {
     pub fn run(self) -> Result<RunReport, Error> {
         let Vm {
             vcpu,
-            _vm,
-            _memory,
+            _vm: vm_fd,
+            _memory: memory,
+            boot,
             shared,
             clock,
         } = self;
@@ -244,7 +284,7 @@ impl Vm {
         let vcpu_shared = shared.clone();
         let vcpu_thread = thread::Builder::new()
             .name("vcpu0".into())
-            .spawn(move || vcpu::run(&vcpu_shared, vcpu));
+            .spawn(move || vcpu::run(&vcpu_shared, vcpu, &boot));
         let vcpu_thread = match vcpu_thread {
             Ok(thread) => thread,
             Err(error) => {
@@ -275,6 +315,9 @@ impl Vm {
         }
         shared.tap.close();
         let platform = shared.lock().devices.stats();
+        // The VM before the memory it maps (the vCPU thread dropped the vCPU).
+        drop(vm_fd);
+        drop(memory);
         Ok(RunReport {
             exit,
             run_time,

@@ -14,8 +14,9 @@ use super::SerialTap;
 pub enum ExitReason {
     /// The guest wrote this value to the debug-exit port.
     GuestExit(u32),
-    /// The guest pulsed the reset line (i8042 command 0xFE); the VMM does not
-    /// reboot, like QEMU with `-no-reboot`.
+    /// The guest pulsed the reset line (i8042 command 0xFE) and the machine
+    /// was built with [`super::VmConfig::no_reboot`], like QEMU with
+    /// `-no-reboot`. (Otherwise the machine resets and runs on.)
     GuestReset,
     /// [`super::VmHandle::shutdown`] was called (QMP `quit`, `--timeout`, ...).
     Host,
@@ -45,6 +46,20 @@ impl fmt::Display for ExitReason {
         }
     }
 }
+
+/// Who asked for a machine reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetCause {
+    /// The guest pulsed the reset line (i8042 command 0xFE or an output-port
+    /// write with bit 0 clear).
+    Guest,
+    /// [`super::VmHandle::reset`] (QMP `system_reset`).
+    Host,
+}
+
+/// Called on the vCPU thread after each machine reset, without the machine
+/// lock held.
+pub type ResetListener = Box<dyn Fn(ResetCause) + Send + Sync>;
 
 /// How the VM ended: the process exit status and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +93,11 @@ pub(crate) struct State {
     pub vcpu_phase: VcpuPhase,
     /// The vCPU thread, while it runs (kick target).
     pub vcpu_thread: Option<libc::pthread_t>,
+    /// A machine reset the vCPU thread has yet to carry out.
+    pub reset_request: Option<ResetCause>,
+    /// Machine resets carried out so far ([`Shared::events`] is notified
+    /// after each).
+    pub resets_done: u64,
 }
 
 /// The lock, its condition variables and the timer thread's doorbell.
@@ -91,6 +111,8 @@ pub(crate) struct Shared {
     pub timer_wake: EventFd,
     /// Serial output log.
     pub tap: SerialTap,
+    /// Told about every machine reset.
+    pub reset_listener: Mutex<Option<ResetListener>>,
 }
 
 impl Shared {
@@ -102,11 +124,14 @@ impl Shared {
                 exit: None,
                 vcpu_phase: VcpuPhase::Outside,
                 vcpu_thread: None,
+                reset_request: None,
+                resets_done: 0,
             }),
             vcpu_wake: Condvar::new(),
             events: Condvar::new(),
             timer_wake: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
             tap,
+            reset_listener: Mutex::new(None),
         })
     }
 

@@ -27,7 +27,8 @@ use vmm_sys_util::ioctl_iow_nr;
 
 use super::kick::ImmediateExitGuard;
 use super::platform::GuestRequest;
-use super::state::{ExitReason, Shared, State, VcpuPhase, VmExit};
+use super::state::{ExitReason, ResetCause, Shared, State, VcpuPhase, VmExit};
+use super::BootSetup;
 
 ioctl_iow_nr!(KVM_INTERRUPT, KVMIO, 0x86, kvm_interrupt);
 
@@ -96,7 +97,7 @@ impl VcpuStats {
 
 /// Runs the vCPU until the VM stops. Sets the VM's exit when the guest or
 /// KVM ends it.
-pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd) -> VcpuStats {
+pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuStats {
     let run: *mut kvm_run = vcpu.get_kvm_run();
     // SAFETY: `run` is the vCPU's kvm_run mapping, alive as long as `vcpu`,
     // which outlives the guard (dropped at the end of this function, on this
@@ -114,6 +115,7 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd) -> VcpuStats {
     let _withdraw = WithdrawKickTarget(shared);
     let mut vcpu_loop = VcpuLoop {
         shared,
+        boot,
         vcpu: &mut vcpu,
         run,
         stats: &mut stats,
@@ -142,6 +144,7 @@ impl Drop for WithdrawKickTarget<'_> {
 
 struct VcpuLoop<'a> {
     shared: &'a Shared,
+    boot: &'a BootSetup,
     vcpu: &'a mut VcpuFd,
     run: *mut kvm_run,
     stats: &'a mut VcpuStats,
@@ -184,6 +187,26 @@ impl VcpuLoop<'_> {
             loop {
                 if state.exit.is_some() {
                     return None;
+                }
+                // Before the pause check: a stopped VM is reset and stays
+                // stopped, as with QEMU's system_reset.
+                if let Some(cause) = state.reset_request.take() {
+                    if let Err(error) = self.reset(&mut state) {
+                        let what = format!("the machine reset failed: {error}");
+                        return crash(ExitReason::Crash(what));
+                    }
+                    halted = false;
+                    drop(state);
+                    let listener = shared
+                        .reset_listener
+                        .lock()
+                        .unwrap_or_else(|poison| poison.into_inner());
+                    if let Some(listener) = listener.as_ref() {
+                        listener(cause);
+                    }
+                    drop(listener);
+                    state = shared.lock();
+                    continue;
                 }
                 let wakes_guest = self.if_flag() && state.devices.pic.interrupt_pending();
                 if !state.paused && (!halted || wakes_guest) {
@@ -242,6 +265,11 @@ impl VcpuLoop<'_> {
                                 status: (value & 0xff) as i32,
                                 reason: ExitReason::GuestExit(value),
                             },
+                            GuestRequest::Reset if !self.boot.no_reboot => {
+                                // Carried out at the top of the loop.
+                                state.reset_request.get_or_insert(ResetCause::Guest);
+                                continue;
+                            }
                             GuestRequest::Reset => VmExit {
                                 status: 0,
                                 reason: ExitReason::GuestReset,
@@ -305,6 +333,21 @@ impl VcpuLoop<'_> {
                 return crash(self.describe(reason));
             }
         }
+    }
+
+    /// A full machine reset, under the machine lock, outside `KVM_RUN`:
+    /// devices to power-on, kernel and boot data reloaded, the vCPU back to
+    /// its power-on state and at the PVH entry, no interrupt window
+    /// requested. The timer thread is told (it re-arms from the new PIT), and
+    /// waiters of [`super::VmHandle::reset`] are woken.
+    fn reset(&mut self, state: &mut State) -> Result<(), super::Error> {
+        state.devices.reset();
+        self.set_request_interrupt_window(false);
+        self.boot.apply(self.vcpu)?;
+        state.resets_done += 1;
+        self.shared.wake_timer();
+        self.shared.events.notify_all();
+        Ok(())
     }
 
     /// Words a crash for the user, with where the guest was (RIP, mode).
