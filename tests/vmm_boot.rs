@@ -380,3 +380,136 @@ fn keys_typed_at_boot_reach_the_shell_in_order() {
     assert!(!stdout.contains("i8042: warning"), "{context}");
     assert!(!stdout.contains("unknown command"), "{context}");
 }
+
+/// A pipe whose read end the test holds but never reads, shrunk to one page
+/// so a few KiB of guest output fill it. Returns (read end, write end).
+fn stuck_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 just created these descriptors and nothing else owns them.
+    let (read, write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    // SAFETY: F_SETPIPE_SZ on a pipe we own; the minimum is one page.
+    let size = unsafe { libc::fcntl(fds[0], libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        size >= 4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    (read, write)
+}
+
+/// The guest prints far more than stdout takes (a pipe nobody reads): the
+/// vCPU must not block on stdout while it holds the machine lock, so
+/// `--timeout` still stops the VMM, promptly, with 124.
+#[test]
+fn stdout_nobody_reads_does_not_stop_the_timeout() {
+    require_kvm();
+    let (read_end, write_end) = stuck_pipe();
+    let mut command = vmm();
+    // About 600 bytes per `help`: some 30 KiB against a 4 KiB pipe.
+    command.args(["--no-interactive", "--timeout", "3", "--stats", "--type"]);
+    command.arg("help\\n".repeat(50));
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(write_end)
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn().unwrap();
+    let stderr = Output::collect(child.stderr.take().unwrap());
+    let status = wait_or_kill(&mut child, Duration::from_secs(20), &stderr);
+    let elapsed = started.elapsed();
+    stderr.wait_closed(Duration::from_secs(2));
+    drop(read_end);
+    let stderr = stderr.text();
+    assert_eq!(status.code(), Some(status::TIMEOUT), "stderr:\n{stderr}");
+    // 3 s of run time, at most about 1 s spent trying to flush stdout.
+    assert!(
+        elapsed < Duration::from_secs(7),
+        "took {elapsed:?}\nstderr:\n{stderr}"
+    );
+    // stdout really was stuck: output was left over (and none dropped: the
+    // queue holds far more than this).
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("COM1 to stdout:"))
+        .unwrap_or_else(|| panic!("no stdout line in --stats:\n{stderr}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 2, "{line}");
+    assert_eq!(numbers[0], 0, "{line}");
+    assert!(numbers[1] > 0, "{line}");
+}
+
+/// A slow but live reader of stdout gets every byte of a run that ends
+/// while much output is still queued: the exit waits for a writer that
+/// makes progress.
+#[test]
+fn slow_stdout_reader_gets_all_output_before_the_exit() {
+    use std::io::Read;
+    require_kvm();
+    let (read_end, write_end) = stuck_pipe();
+    let mut command = vmm();
+    command.args(["--no-interactive", "--timeout", "30", "--type"]);
+    command.arg(format!("{}exit 7\\n", "help\\n".repeat(50)));
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(write_end)
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    drop(command); // our copy of the write end: EOF once the VMM exits
+    let stderr = Output::collect(child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut pipe = std::fs::File::from(read_end);
+        let mut bytes = Vec::new();
+        // About 16 KiB/s, in bursts a quarter of a second apart: the guest
+        // exits while some of its output is still queued in the VMM.
+        let mut buffer = [0u8; 4096];
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            match pipe.read(&mut buffer) {
+                Ok(0) | Err(_) => return bytes,
+                Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            }
+        }
+    });
+    let status = wait_or_kill(&mut child, Duration::from_secs(40), &stderr);
+    let stdout = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    stderr.wait_closed(Duration::from_secs(2));
+    let context = format!("stdout:\n{stdout}\nstderr:\n{}", stderr.text());
+    assert_eq!(status.code(), Some(7), "{context}");
+    assert!(stdout.contains(boot::BANNER), "{context}");
+    assert_eq!(stdout.matches("commands:").count(), 50, "{context}");
+    assert!(stdout.contains("> exit 7"), "{context}");
+}
+
+/// Waits for `child` to exit; kills it and fails after `timeout`.
+fn wait_or_kill(
+    child: &mut std::process::Child,
+    timeout: Duration,
+    stderr: &Output,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "vmm did not exit within {timeout:?} (killed)\nstderr:\n{}",
+                stderr.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

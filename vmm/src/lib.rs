@@ -6,6 +6,7 @@
 pub mod bus;
 pub mod devices;
 pub mod input;
+pub mod stdout_sink;
 pub mod vm;
 
 pub use vm::{ExitReason, RunReport, SerialTap, Vm, VmConfig, VmExit, VmHandle};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::status;
+use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
 use vmm::{ExitReason, Vm, VmConfig};
 
@@ -150,6 +151,17 @@ fn run(cli: Cli) -> Result<i32, String> {
     });
 
     let report = vm.run().map_err(|error| error.to_string())?;
+    // COM1 output still queued for stdout goes out before the exit, unless
+    // stdout is stuck (its writer makes no progress for a second).
+    let stdout = StdoutSink::stdout();
+    if let Some(sink) = stdout {
+        if !sink.flush(StdoutSink::EXIT_GRACE) {
+            log::debug!(
+                "stdout: {} bytes of COM1 output not written",
+                sink.pending()
+            );
+        }
+    }
     input.vm_stopped(&report.exit.reason);
     match &report.exit.reason {
         ExitReason::GuestExit(_) | ExitReason::Host => {}
@@ -157,6 +169,13 @@ fn run(cli: Cli) -> Result<i32, String> {
     }
     if cli.stats {
         eprintln!("{}", report.summary());
+        if let Some(sink) = stdout {
+            eprintln!(
+                "  COM1 to stdout: {} bytes dropped (queue full), {} unwritten at exit",
+                sink.dropped(),
+                sink.pending()
+            );
+        }
     }
     Ok(report.exit.status)
 }

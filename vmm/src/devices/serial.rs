@@ -1,5 +1,11 @@
-//! COM1: a 16550A UART (`vm-superio`) whose output goes to stdout and to a
-//! [`SerialTap`], and whose interrupt is latched for the machine to route.
+//! COM1: a 16550A UART (`vm-superio`) whose output goes to a [`SerialTap`]
+//! and to stdout, and whose interrupt is latched for the machine to route.
+//!
+//! The UART runs on the vCPU thread under the machine lock, so it must never
+//! block on the host: stdout is reached through a [`StdoutSink`], a queue
+//! that a writer thread drains (see `stdout_sink` for why a queue rather than
+//! UART backpressure). The tap is fed first and directly, so `expect` sees
+//! every byte at once whatever stdout does.
 //!
 //! `vm-superio` signals its interrupt through a [`Trigger`]; ours only sets a
 //! flag. The machine takes the flag after every port access and pulses IRQ4
@@ -11,6 +17,7 @@ use std::sync::Arc;
 
 use vm_superio::{Serial, Trigger};
 
+use crate::stdout_sink::StdoutSink;
 use crate::vm::SerialTap;
 
 /// A [`Trigger`] that records that the UART raised its interrupt.
@@ -26,32 +33,25 @@ impl Trigger for IrqLatch {
     }
 }
 
-/// Where transmitted bytes go: the process's stdout (each byte written and
-/// flushed as it comes, so interactive output is never held back) and the tap.
+/// Where transmitted bytes go: the tap, then the stdout queue (each byte
+/// queued as it comes, and the writer woken, so interactive output is never
+/// held back). Neither blocks on I/O.
 pub struct SerialOutput {
-    stdout: Option<io::Stdout>,
+    stdout: Option<&'static StdoutSink>,
     tap: SerialTap,
 }
 
 impl Write for SerialOutput {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.tap.push(data);
-        if let Some(stdout) = &mut self.stdout {
-            // A closed stdout must not stop the guest: the tap still has it.
-            if let Err(error) = stdout.write_all(data) {
-                log::debug!("serial: stdout write failed: {error}");
-                self.stdout = None;
-            }
+        if let Some(stdout) = self.stdout {
+            stdout.push(data);
         }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if let Some(stdout) = &mut self.stdout {
-            if stdout.flush().is_err() {
-                self.stdout = None;
-            }
-        }
+        // The writer thread writes as soon as bytes are queued.
         Ok(())
     }
 }
@@ -68,7 +68,11 @@ impl Com1 {
     pub fn new(tap: SerialTap, to_stdout: bool) -> Self {
         let irq = IrqLatch::default();
         let out = SerialOutput {
-            stdout: to_stdout.then(io::stdout),
+            stdout: if to_stdout {
+                StdoutSink::stdout()
+            } else {
+                None
+            },
             tap,
         };
         Self {
