@@ -923,12 +923,13 @@ async fn timer_test() {
     check!(timer::pending() == 0, "a dropped timer leaves the queue");
 
     // Ordering: sleeps started in one order finish in deadline order; equal
-    // deadlines in creation order. The deadlines start 50 ms out so that a
-    // slow set-up (an emulated guest on a busy host) cannot pass one before
-    // every timer is queued: a timer already due when first polled completes
-    // at once, ahead of an equal-deadline one queued earlier.
+    // deadlines in creation order. The deadlines start 200 ms out so that a
+    // slow set-up (an emulated guest on a busy host, whose ticks then arrive
+    // in catch-up bursts) cannot pass one before every timer is queued: a
+    // timer already due when first polled completes at once, ahead of an
+    // equal-deadline one queued earlier.
     static ORDER: Mutex<Vec<(&str, u64, u64)>> = Mutex::new(Vec::new());
-    let base = time::ticks() + time::ms_to_ticks(50);
+    let base = time::ticks() + time::ms_to_ticks(200);
     let plan: [(&'static str, u64); 5] = [
         ("30ms", 30),
         ("10ms-a", 10),
@@ -946,11 +947,11 @@ async fn timer_test() {
             .expect("spawn");
     }
     let start = time::ticks();
-    timer::sleep(150).await;
+    timer::sleep(350).await;
     let waited = time::ticks() - start;
     check!(
-        waited >= time::ms_to_ticks(150),
-        "sleep(150) lasted {waited} ticks"
+        waited >= time::ms_to_ticks(350),
+        "sleep(350) lasted {waited} ticks"
     );
     let order = ORDER.lock().clone();
     let names: Vec<&str> = order.iter().map(|(name, _, _)| *name).collect();
@@ -965,12 +966,13 @@ async fn timer_test() {
     // Promptness: a timer is woken by the tick that reaches its deadline.
     // The bound leaves room for the guest's own work, which under kvm_pvm
     // (every guest instruction emulated, ~1 ms per task completion) and with
-    // catch-up ticks after a host delay can take several ticks; a broken wake
-    // path (woken only by an unrelated event) misses it by far.
+    // catch-up ticks after a host delay takes several ticks (3 typical, up to
+    // ~45 with 14 VMs on 2 CPUs); a broken wake path, woken only by the next
+    // unrelated event (here the 350 ms sleep), misses it by 100 ticks or more.
     let lateness = order.iter().map(|&(_, deadline, at)| at - deadline).max();
     check!(
-        lateness.is_some_and(|ticks| ticks <= 20),
-        "every timer fired within 20 ticks of its deadline (worst: {lateness:?})"
+        lateness.is_some_and(|ticks| ticks <= 60),
+        "every timer fired within 60 ticks of its deadline (worst: {lateness:?})"
     );
     check!(timer::pending() == 0, "the timer queue is empty again");
 
