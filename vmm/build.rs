@@ -18,6 +18,16 @@ fn main() {
         return;
     }
 
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if !target_installed(&rustc) {
+        eprintln!(
+            "error: the Rust target {GUEST_TARGET} is not installed; \
+             add it with: rustup target add {GUEST_TARGET}"
+        );
+        exit(1);
+    }
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let guest_dir = root.join("guest");
@@ -39,16 +49,6 @@ fn main() {
             "cargo:rerun-if-changed={}",
             root.join("shared").join(watched).display()
         );
-    }
-
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    if !target_installed(&rustc) {
-        eprintln!(
-            "error: the Rust target {GUEST_TARGET} is not installed; \
-             add it with: rustup target add {GUEST_TARGET}"
-        );
-        exit(1);
     }
 
     // The guest gets its own target directory so that the host build's lock
