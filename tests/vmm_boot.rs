@@ -7,65 +7,26 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::pvh_elf::PvhElf;
 use common::*;
 use shared::{boot, exit, status};
 
-/// A minimal ELF64 for x86-64 whose one `PT_LOAD` puts `code` at 1 MiB, with
-/// a Xen `PHYS32_ENTRY` note pointing at it when `pvh` is set. The code runs
-/// in 32-bit protected mode per the PVH ABI.
+/// A PVH kernel whose `code` loads and starts at 1 MiB, in 32-bit protected
+/// mode per the PVH ABI. Without `pvh`, a GNU build-id note replaces the PVH
+/// entry note.
 fn tiny_elf(code: &[u8], pvh: bool) -> Vec<u8> {
     tiny_elf_at(0x10_0000, code, pvh)
 }
 
 fn tiny_elf_at(load: u64, code: &[u8], pvh: bool) -> Vec<u8> {
-    let mut note = Vec::new();
+    let elf = PvhElf::new(load, code);
     if pvh {
-        note.extend_from_slice(&4u32.to_le_bytes()); // namesz
-        note.extend_from_slice(&4u32.to_le_bytes()); // descsz
-        note.extend_from_slice(&18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
-        note.extend_from_slice(b"Xen\0");
-        note.extend_from_slice(&(load as u32).to_le_bytes());
+        elf.build()
     } else {
-        note.extend_from_slice(&4u32.to_le_bytes());
-        note.extend_from_slice(&4u32.to_le_bytes());
-        note.extend_from_slice(&3u32.to_le_bytes()); // NT_GNU_BUILD_ID
-        note.extend_from_slice(b"GNU\0");
-        note.extend_from_slice(&[1, 2, 3, 4]);
+        elf.without_pvh_note()
+            .note(b"GNU", 3, &[1, 2, 3, 4]) // NT_GNU_BUILD_ID
+            .build()
     }
-    let phnum = 2usize;
-    let code_offset = 64 + 56 * phnum;
-    let note_offset = code_offset + code.len();
-    let mut elf = vec![0u8; code_offset];
-    elf[..4].copy_from_slice(b"\x7fELF");
-    elf[4] = 2; // ELFCLASS64
-    elf[5] = 1; // little-endian
-    elf[6] = 1; // EV_CURRENT
-    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    elf[20..24].copy_from_slice(&1u32.to_le_bytes());
-    elf[24..32].copy_from_slice(&load.to_le_bytes());
-    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
-    elf[52..54].copy_from_slice(&64u16.to_le_bytes());
-    elf[54..56].copy_from_slice(&56u16.to_le_bytes());
-    elf[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
-    let headers = [
-        (1u32, code_offset, load, code.len()),
-        (4, note_offset, 0, note.len()),
-    ];
-    for (i, (kind, offset, addr, size)) in headers.into_iter().enumerate() {
-        let ph = &mut elf[64 + 56 * i..][..56];
-        ph[0..4].copy_from_slice(&kind.to_le_bytes());
-        ph[4..8].copy_from_slice(&7u32.to_le_bytes());
-        ph[8..16].copy_from_slice(&(offset as u64).to_le_bytes());
-        ph[16..24].copy_from_slice(&addr.to_le_bytes());
-        ph[24..32].copy_from_slice(&addr.to_le_bytes());
-        ph[32..40].copy_from_slice(&(size as u64).to_le_bytes());
-        ph[40..48].copy_from_slice(&(size as u64).to_le_bytes());
-        ph[48..56].copy_from_slice(&4u64.to_le_bytes());
-    }
-    elf.extend_from_slice(code);
-    elf.extend_from_slice(&note);
-    elf
 }
 
 /// 32-bit code: `out 0xf4, al` with `al = value`, then halt forever.

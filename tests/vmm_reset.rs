@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::pvh_elf::PvhElf;
 use common::qmp::Qmp;
 use common::*;
 use serde_json::json;
@@ -127,57 +128,7 @@ fn reset_kernel(wait_key: bool) -> Vec<u8> {
         code[at..at + 4].copy_from_slice(&bss.to_le_bytes());
     }
     code.push(0x11); // DATA
-    elf_with_bss(&code, BSS_SIZE)
-}
-
-/// An ELF64 with one `PT_LOAD` at [`LOAD`] (`code`, then `bss` zero bytes)
-/// and a PVH note pointing at its start.
-fn elf_with_bss(code: &[u8], bss: u32) -> Vec<u8> {
-    let mut note = Vec::new();
-    for word in [4u32, 4, 18] {
-        note.extend_from_slice(&word.to_le_bytes());
-    }
-    note.extend_from_slice(b"Xen\0");
-    note.extend_from_slice(&LOAD.to_le_bytes());
-    let code_offset = 64 + 56 * 2;
-    let note_offset = code_offset + code.len();
-    let mut elf = vec![0u8; code_offset];
-    elf[..4].copy_from_slice(b"\x7fELF");
-    elf[4] = 2; // ELFCLASS64
-    elf[5] = 1; // little-endian
-    elf[6] = 1; // EV_CURRENT
-    elf[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
-    elf[18..20].copy_from_slice(&62u16.to_le_bytes()); // EM_X86_64
-    elf[20..24].copy_from_slice(&1u32.to_le_bytes());
-    elf[24..32].copy_from_slice(&u64::from(LOAD).to_le_bytes());
-    elf[32..40].copy_from_slice(&64u64.to_le_bytes());
-    elf[52..54].copy_from_slice(&64u16.to_le_bytes());
-    elf[54..56].copy_from_slice(&56u16.to_le_bytes());
-    elf[56..58].copy_from_slice(&2u16.to_le_bytes());
-    let headers = [
-        (
-            1u32,
-            code_offset,
-            u64::from(LOAD),
-            code.len(),
-            code.len() + bss as usize,
-        ),
-        (4, note_offset, 0, note.len(), note.len()),
-    ];
-    for (i, (kind, offset, addr, filesz, memsz)) in headers.into_iter().enumerate() {
-        let ph = &mut elf[64 + 56 * i..][..56];
-        ph[0..4].copy_from_slice(&kind.to_le_bytes());
-        ph[4..8].copy_from_slice(&7u32.to_le_bytes());
-        ph[8..16].copy_from_slice(&(offset as u64).to_le_bytes());
-        ph[16..24].copy_from_slice(&addr.to_le_bytes());
-        ph[24..32].copy_from_slice(&addr.to_le_bytes());
-        ph[32..40].copy_from_slice(&(filesz as u64).to_le_bytes());
-        ph[40..48].copy_from_slice(&(memsz as u64).to_le_bytes());
-        ph[48..56].copy_from_slice(&4u64.to_le_bytes());
-    }
-    elf.extend_from_slice(code);
-    elf.extend_from_slice(&note);
-    elf
+    PvhElf::new(LOAD.into(), &code).bss(BSS_SIZE.into()).build()
 }
 
 fn write_kernel(name: &str, wait_key: bool) -> PathBuf {

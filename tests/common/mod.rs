@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod guest;
+pub mod guest_tests;
+pub mod pvh_elf;
 pub mod qmp;
 
 use std::io::Read;
