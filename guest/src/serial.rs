@@ -48,6 +48,17 @@ pub fn _print(args: fmt::Arguments) {
     });
 }
 
+/// Writes `text` as it is, without the formatting machinery: the keystroke
+/// echo runs once per key, and under an emulating hypervisor every guest
+/// instruction of `core::fmt` costs a microsecond or more.
+pub fn write_str(text: &str) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        if let Some(port) = COM1.lock().as_mut() {
+            let _ = Console(port).write_str(text);
+        }
+    });
+}
+
 /// Writes to COM1 without taking the console lock: for the fatal paths only,
 /// which may have interrupted a holder of the lock and never return to it.
 pub fn emergency_write(args: fmt::Arguments) {

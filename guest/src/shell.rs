@@ -16,7 +16,7 @@ use spin::Mutex;
 
 use crate::executor::{self, Spawner};
 use crate::keyboard::{Decoder, Key, ScancodeStream};
-use crate::{stats, time, timer};
+use crate::{serial, stats, time, timer};
 
 /// Longest command line, in bytes.
 pub const MAX_LINE: usize = 4096;
@@ -68,12 +68,12 @@ pub async fn shell(spawner: Spawner) {
                 let mut console = CONSOLE.lock();
                 if console.line.len() + c.len_utf8() <= MAX_LINE {
                     console.line.push(c);
-                    print!("{c}");
+                    serial::write_str(c.encode_utf8(&mut [0; 4]));
                 }
             }
             Key::Backspace => {
                 if CONSOLE.lock().line.pop().is_some() {
-                    print!("\x08 \x08");
+                    serial::write_str("\x08 \x08");
                 }
             }
             Key::Interrupt => {
