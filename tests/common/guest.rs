@@ -90,6 +90,7 @@ impl Guest {
     pub fn ticks(&mut self) -> (u64, Instant) {
         self.type_text("stats");
         self.expect("stats", Duration::from_secs(5));
+        self.wait_timer_caught_up(Duration::from_secs(5));
         let before = Instant::now();
         self.type_text("\n");
         self.expect("timer_ticks: ", Duration::from_secs(5));
@@ -101,6 +102,43 @@ impl Guest {
             .parse()
             .unwrap_or_else(|_| panic!("bad timer_ticks {value:?}"));
         (ticks, before + (after - before) / 2)
+    }
+
+    /// Waits until the guest has taken every timer tick owed to it (after
+    /// boot, where it ran with interrupts off for long stretches, its tick
+    /// clock runs behind until the VMM's reinjected ticks are delivered).
+    pub fn wait_timer_caught_up(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.handle.timer_ticks_owed() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} timer ticks still owed after {timeout:?}",
+                self.handle.timer_ticks_owed()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The guest's `uptime`, with host timestamps taken just before Enter
+    /// and just after the answer: the guest read its clock in between. The
+    /// guest is given its owed timer ticks first (typing keeps it busy with
+    /// interrupts off now and then), so its tick clock is current.
+    pub fn uptime(&mut self) -> (u64, Instant, Instant) {
+        self.type_text("uptime");
+        self.expect("uptime", Duration::from_secs(5));
+        self.wait_timer_caught_up(Duration::from_secs(5));
+        let before = Instant::now();
+        self.type_text("\n");
+        self.expect("uptime: ", Duration::from_secs(5));
+        let value = self.expect(" ms", Duration::from_secs(5));
+        let after = Instant::now();
+        self.expect(boot::PROMPT, Duration::from_secs(5));
+        let ms = value
+            .trim_end_matches(" ms")
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("bad uptime {value:?}"));
+        (ms, before, after)
     }
 
     /// Waits for the VM to stop and returns its report.

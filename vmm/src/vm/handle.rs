@@ -87,6 +87,14 @@ impl VmHandle {
         }
     }
 
+    /// PIT channel-0 ticks that happened but the guest has not been given
+    /// yet. They are delivered one at a time as the guest acknowledges IRQ0,
+    /// so after a stretch with interrupts off (a busy boot) a tick-counting
+    /// guest clock runs behind by this many ticks until it has caught up.
+    pub fn timer_ticks_owed(&self) -> u64 {
+        self.shared.lock().devices.timer_ticks_owed()
+    }
+
     /// Whether the VM is paused.
     pub fn is_paused(&self) -> bool {
         self.shared.lock().paused

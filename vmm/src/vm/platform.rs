@@ -370,6 +370,13 @@ impl Devices {
         self.pit.next_irq0_edge()
     }
 
+    /// Channel-0 ticks that happened but are not yet delivered to the guest
+    /// (not counting one in flight). A guest that counts ticks runs this many
+    /// ticks behind until it has taken them.
+    pub fn timer_ticks_owed(&self) -> u64 {
+        self.ticks.owed
+    }
+
     /// The platform's counters.
     pub fn stats(&self) -> PlatformStats {
         self.stats
