@@ -138,6 +138,20 @@ fn flat_segment(selector: u16, type_: u8) -> kvm_segment {
     }
 }
 
+/// The busy 32-bit TSS the PVH entry state loads into TR (VMX requires a
+/// usable TR; the guest installs its own before it needs one).
+fn pvh_tss_segment() -> kvm_segment {
+    kvm_segment {
+        limit: 0x67,
+        selector: 0x18,
+        type_: 0xb,
+        s: 0,
+        db: 0,
+        g: 0,
+        ..flat_segment(0x08, 0xb)
+    }
+}
+
 /// The 8-byte GDT descriptor encoding of `segment`.
 fn gdt_entry(segment: &kvm_segment) -> u64 {
     let base = segment.base;
@@ -175,15 +189,7 @@ pub fn configure_pvh_entry(
 ) -> Result<(), SetupError> {
     let code = flat_segment(0x08, 0xb);
     let data = flat_segment(0x10, 0x3);
-    let tss = kvm_segment {
-        limit: 0x67,
-        selector: 0x18,
-        type_: 0xb,
-        s: 0,
-        db: 0,
-        g: 0,
-        ..code
-    };
+    let tss = pvh_tss_segment();
     let gdt = [0, gdt_entry(&code), gdt_entry(&data), gdt_entry(&tss)];
     for (index, descriptor) in gdt.iter().enumerate() {
         mem.write_obj(*descriptor, GuestAddress(GDT_ADDR + 8 * index as u64))
@@ -236,15 +242,6 @@ mod tests {
     fn gdt_entries_match_the_classic_encodings() {
         assert_eq!(gdt_entry(&flat_segment(0x08, 0xb)), 0x00cf_9b00_0000_ffff);
         assert_eq!(gdt_entry(&flat_segment(0x10, 0x3)), 0x00cf_9300_0000_ffff);
-        let code = flat_segment(0x08, 0xb);
-        let tss = kvm_segment {
-            limit: 0x67,
-            type_: 0xb,
-            s: 0,
-            db: 0,
-            g: 0,
-            ..code
-        };
-        assert_eq!(gdt_entry(&tss), 0x0000_8b00_0000_0067);
+        assert_eq!(gdt_entry(&pvh_tss_segment()), 0x0000_8b00_0000_0067);
     }
 }
