@@ -4,6 +4,8 @@
 //! (no I/O, no threads, the clock injected) so they can be unit-tested and
 //! fuzzed; the machine in [`vm`] wires them to KVM through the port [`bus`].
 pub mod bus;
+pub mod clock;
+pub mod device;
 pub mod devices;
 pub mod input;
 pub mod stdout_sink;

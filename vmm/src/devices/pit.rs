@@ -77,12 +77,12 @@
 //! - Port 0x43 reads 0, as in QEMU (the register is write-only).
 //! - Channel 0 starts unprogrammed: no IRQ0 until the guest programs it (QEMU
 //!   resets it into a running mode 3, as a BIOS would have).
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shared::ports::{PIT_CHANNEL0, PIT_CHANNEL2, PIT_COMMAND, PORT_B};
 use shared::time::PIT_FREQUENCY_HZ;
+
+pub use crate::clock::{Clock, ManualClock, MonotonicClock};
 
 /// Shortest interval between two IRQ0 edges reported in the periodic modes
 /// (2 and 3); see the module documentation on tick storms.
@@ -93,72 +93,6 @@ pub const REFRESH_TOGGLE_NS: u128 = 15_085;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 const PIT_HZ: u128 = PIT_FREQUENCY_HZ as u128;
-
-/// Source of monotonic time for the PIT, injected so tests are deterministic.
-pub trait Clock {
-    /// Time since an arbitrary fixed origin; must never go backwards (the PIT
-    /// survives it, treating earlier times as "no time passed").
-    fn now(&self) -> Duration;
-}
-
-/// The host's monotonic clock.
-#[derive(Debug, Clone)]
-pub struct MonotonicClock {
-    origin: Instant,
-}
-
-impl Default for MonotonicClock {
-    fn default() -> Self {
-        Self {
-            origin: Instant::now(),
-        }
-    }
-}
-
-impl Clock for MonotonicClock {
-    fn now(&self) -> Duration {
-        self.origin.elapsed()
-    }
-}
-
-/// A clock that only moves when told to, for tests and fuzzers.
-///
-/// Clones share the same time (an `Arc<AtomicU64>` of nanoseconds, so it is
-/// `Send + Sync` and can live inside a machine shared between threads).
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock {
-    nanos: Arc<AtomicU64>,
-}
-
-impl ManualClock {
-    /// A clock at time zero.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets the time (saturating at `u64::MAX` nanoseconds, about 584 years).
-    pub fn set(&self, t: Duration) {
-        let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.store(ns, Ordering::SeqCst);
-    }
-
-    /// Moves the time forward by `dt` (saturating).
-    pub fn advance(&self, dt: Duration) {
-        let dt = u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX);
-        // fetch_update never fails with a closure that always returns Some.
-        let _ = self
-            .nanos
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ns| {
-                Some(ns.saturating_add(dt))
-            });
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Duration {
-        Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
-    }
-}
 
 /// Input clocks elapsed in `elapsed` (floor), saturating.
 fn ticks(elapsed: Duration) -> u64 {
