@@ -5,6 +5,8 @@
 //! Nothing in this list may be defined a second time elsewhere.
 #![no_std]
 
+pub mod rtc;
+
 /// Legacy PC I/O ports.
 pub mod ports {
     /// 8259A master PIC: command (ICW1, OCW2, OCW3) and status (IRR/ISR).
@@ -46,6 +48,13 @@ pub mod ports {
     pub const DEBUG_EXIT: u16 = 0xF4;
     /// Number of ports the debug-exit device occupies.
     pub const DEBUG_EXIT_SIZE: u16 = 4;
+
+    /// MC146818 RTC / CMOS index register (bit 7: NMI disable).
+    pub const RTC_INDEX: u16 = 0x70;
+    /// MC146818 RTC / CMOS data register (the byte the index selects).
+    pub const RTC_DATA: u16 = 0x71;
+    /// Number of ports the RTC occupies.
+    pub const RTC_PORT_COUNT: u16 = 2;
 }
 
 /// ISA IRQ lines (inputs of the 8259 pair).
@@ -60,6 +69,8 @@ pub mod irq {
     pub const COM1: u8 = 4;
     /// Lowest-priority master line; also the master's spurious IRQ.
     pub const SPURIOUS_MASTER: u8 = 7;
+    /// MC146818 real-time clock.
+    pub const RTC: u8 = 8;
     /// i8042 auxiliary (mouse) port.
     pub const MOUSE: u8 = 12;
     /// Lowest-priority slave line; also the slave's spurious IRQ.
