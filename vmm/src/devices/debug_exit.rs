@@ -4,6 +4,7 @@
 //! exit; the value written (little-endian) becomes the process exit status.
 //! Unlike QEMU, which exits with `(v << 1) | 1`, the status is `v` itself.
 //! Reads return all ones.
+use crate::device::{Change, MachineRequest, PortDevice};
 
 /// The debug-exit device: remembers the first exit request.
 #[derive(Debug, Default)]
@@ -33,6 +34,34 @@ impl DebugExit {
     /// The value the guest wrote, once, if it asked to exit.
     pub fn take_request(&mut self) -> Option<u32> {
         self.request.take()
+    }
+}
+
+impl PortDevice for DebugExit {
+    fn name(&self) -> &'static str {
+        "debug-exit"
+    }
+
+    fn read(&mut self, _offset: u16, data: &mut [u8]) -> Change {
+        DebugExit::read(self, data);
+        Change::NONE
+    }
+
+    fn write(&mut self, _offset: u16, data: &[u8]) -> Change {
+        DebugExit::write(self, data);
+        match self.take_request() {
+            Some(value) => Change::request(MachineRequest::Exit(value)),
+            None => Change::NONE,
+        }
+    }
+
+    fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    /// A 2- or 4-byte write is one exit value, as with QEMU's device.
+    fn wide_access(&self) -> bool {
+        true
     }
 }
 

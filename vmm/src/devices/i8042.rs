@@ -103,6 +103,8 @@ use std::collections::VecDeque;
 
 use shared::ports::{I8042_COMMAND, I8042_DATA};
 
+use crate::device::{Change, IrqOutput, MachineRequest, PortDevice};
+
 // Status register (read of port 0x64).
 /// Output buffer full: a byte waits on port 0x60.
 const STATUS_OBF: u8 = 0x01;
@@ -927,6 +929,81 @@ impl I8042 {
             }
             self.output = Some(b);
         }
+    }
+}
+
+/// Register offsets from the controller's base port (0x60), as registered
+/// in the machine's port map.
+pub mod offset {
+    use shared::ports::{I8042_COMMAND, I8042_DATA};
+
+    /// Data port (0x60).
+    pub const DATA: u16 = 0;
+    /// Status register / command port (0x64).
+    pub const COMMAND: u16 = I8042_COMMAND - I8042_DATA;
+}
+
+/// Interrupt pins, in the order the machine's port map wires them.
+pub mod pin {
+    /// Keyboard interrupt, IRQ1.
+    pub const KEYBOARD: usize = 0;
+    /// Auxiliary (mouse) interrupt, IRQ12.
+    pub const AUX: usize = 1;
+}
+
+impl I8042 {
+    /// Host key event (see [`Self::key_event`]), with what the machine must
+    /// do about it.
+    pub fn host_key_event(&mut self, set2_code: u16, down: bool) -> Change {
+        let before = self.pending_input();
+        self.key_event(set2_code, down);
+        self.change_since(before)
+    }
+
+    /// The interrupt pins, host input consumed since `pending_before`
+    /// ([`Self::pending_input`] before the access), and a reset request.
+    fn change_since(&mut self, pending_before: usize) -> Change {
+        // Each byte loaded into the output buffer is a new interrupt: a byte
+        // loaded right after the guest read the previous one keeps the line
+        // high, so it must drop and rise again for an edge-triggered PIC.
+        let pin = |edge: bool, level: bool| match (edge, level) {
+            (true, true) => IrqOutput::Reassert,
+            (_, level) => IrqOutput::Level(level),
+        };
+        let mut change = Change::NONE;
+        change.irq[pin::KEYBOARD] = Some(pin(self.take_irq1_edge(), self.irq1_level()));
+        change.irq[pin::AUX] = Some(pin(self.take_irq12_edge(), self.irq12_level()));
+        change.input_consumed = self.pending_input() < pending_before;
+        if self.take_reset_request() {
+            change.request = Some(MachineRequest::Reset);
+        }
+        change
+    }
+}
+
+impl PortDevice for I8042 {
+    fn name(&self) -> &'static str {
+        "i8042"
+    }
+
+    fn read(&mut self, offset: u16, data: &mut [u8]) -> Change {
+        let before = self.pending_input();
+        data.fill(I8042::read(self, I8042_DATA.wrapping_add(offset)));
+        self.change_since(before)
+    }
+
+    /// A write can also release held key events (0xF4, 0xAE, ...), whose
+    /// first byte then raises IRQ1.
+    fn write(&mut self, offset: u16, data: &[u8]) -> Change {
+        let before = self.pending_input();
+        for &value in data {
+            I8042::write(self, I8042_DATA.wrapping_add(offset), value);
+        }
+        self.change_since(before)
+    }
+
+    fn reset(&mut self) {
+        I8042::reset(self);
     }
 }
 

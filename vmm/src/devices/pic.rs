@@ -12,6 +12,8 @@
 //! per line.
 
 use shared::irq::{CASCADE, SPURIOUS_MASTER, SPURIOUS_SLAVE};
+
+use crate::device::{Change, PortDevice};
 use shared::ports::{
     ELCR_MASTER, ELCR_SLAVE, PIC_MASTER_COMMAND, PIC_MASTER_DATA, PIC_SLAVE_COMMAND, PIC_SLAVE_DATA,
 };
@@ -496,34 +498,58 @@ impl DualPic {
     }
 
     /// INTA cycle: moves the best pending request into service and returns
-    /// its vector.
+    /// its vector and the ISA line (0-15) it belongs to.
     ///
     /// When no request is left (it was masked, or its level line dropped,
     /// after INT rose) the master answers with its IRQ 7 vector and sets no
     /// ISR bit; when the master's cascade line is pending but the slave has
     /// nothing, the slave answers with its IRQ 15 vector and, as in QEMU,
-    /// the master's ISR bit 2 is set.
-    pub fn acknowledge(&mut self) -> u8 {
+    /// the master's ISR bit 2 is set. Both are reported as `spurious`.
+    pub fn acknowledge(&mut self) -> Acknowledged {
         match self.master.pending_irq() {
             Some(CASCADE) => {
-                let line = match self.slave.pending_irq() {
+                let (line, spurious) = match self.slave.pending_irq() {
                     Some(line) => {
                         self.slave.intack(line);
                         // QEMU forwards the slave's new output to master line
                         // 2 before the master's own acknowledge.
                         self.sync_cascade();
-                        line
+                        (line, false)
                     }
-                    None => SLAVE_SPURIOUS_LINE,
+                    None => (SLAVE_SPURIOUS_LINE, true),
                 };
                 self.master.intack(CASCADE);
-                self.slave.vector(line)
+                Acknowledged {
+                    vector: self.slave.vector(line),
+                    line: line + 8,
+                    spurious,
+                }
             }
             Some(line) => {
                 self.master.intack(line);
-                self.master.vector(line)
+                Acknowledged {
+                    vector: self.master.vector(line),
+                    line,
+                    spurious: false,
+                }
             }
-            None => self.master.vector(SPURIOUS_MASTER),
+            None => Acknowledged {
+                vector: self.master.vector(SPURIOUS_MASTER),
+                line: SPURIOUS_MASTER,
+                spurious: true,
+            },
+        }
+    }
+
+    /// Whether ISA line `irq` (0-15) has a request latched in its chip's IRR
+    /// (without the side effects of a guest read). A request leaves the IRR
+    /// when it is acknowledged (INTA or poll), when its level line drops, or
+    /// when the guest re-initialises the chip.
+    pub fn is_requested(&self, irq: u8) -> bool {
+        match irq {
+            0..=7 => self.master.irr & (1 << irq) != 0,
+            8..=15 => self.slave.irr & (1 << (irq - 8)) != 0,
+            _ => false,
         }
     }
 
@@ -535,6 +561,55 @@ impl DualPic {
             let level = self.slave.output();
             self.master.set_irq(CASCADE, level);
         }
+    }
+}
+
+/// What an INTA cycle ([`DualPic::acknowledge`]) delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// The vector to inject.
+    pub vector: u8,
+    /// The ISA line (0-15) the vector belongs to.
+    pub line: u8,
+    /// No request was left to acknowledge: this is the chip's IRQ 7 (or the
+    /// slave's IRQ 15) vector with no device behind it.
+    pub spurious: bool,
+}
+
+/// Register offsets from the pair's base port (0x20), as registered in the
+/// machine's port map: master at 0x20, slave at 0xA0, ELCR at 0x4D0.
+pub mod offset {
+    use shared::ports::{ELCR_MASTER, PIC_MASTER_COMMAND, PIC_SLAVE_COMMAND};
+
+    /// Master command port.
+    pub const MASTER: u16 = 0;
+    /// Slave command port.
+    pub const SLAVE: u16 = PIC_SLAVE_COMMAND - PIC_MASTER_COMMAND;
+    /// ELCR of the master.
+    pub const ELCR: u16 = ELCR_MASTER - PIC_MASTER_COMMAND;
+}
+
+impl PortDevice for DualPic {
+    fn name(&self) -> &'static str {
+        "pic"
+    }
+
+    fn read(&mut self, offset: u16, data: &mut [u8]) -> Change {
+        let port = PIC_MASTER_COMMAND.wrapping_add(offset);
+        data.fill(DualPic::read(self, port));
+        Change::NONE
+    }
+
+    fn write(&mut self, offset: u16, data: &[u8]) -> Change {
+        let port = PIC_MASTER_COMMAND.wrapping_add(offset);
+        for &value in data {
+            DualPic::write(self, port, value);
+        }
+        Change::NONE
+    }
+
+    fn reset(&mut self) {
+        DualPic::reset(self);
     }
 }
 
@@ -594,7 +669,41 @@ mod tests {
     /// vector.
     fn expect_ack(pic: &mut DualPic, vector: u8) {
         assert!(pic.interrupt_pending(), "no interrupt for vector {vector}");
-        assert_eq!(pic.acknowledge(), vector);
+        assert_eq!(pic.acknowledge().vector, vector);
+    }
+
+    /// INTA names the line as well as the vector, so the machine needs no
+    /// copy of the vector map (ICW2) to know which device was served.
+    #[test]
+    fn acknowledge_names_the_line_and_spurious_vectors() {
+        let mut pic = init();
+        pic.set_irq_level(12, true);
+        pic.set_irq_level(1, true);
+        let first = pic.acknowledge();
+        assert_eq!(
+            (first.vector, first.line, first.spurious),
+            (MASTER_VECTOR_BASE + 1, 1, false)
+        );
+        pic.write(PIC_MASTER_COMMAND, EOI);
+        let second = pic.acknowledge();
+        assert_eq!(
+            (second.vector, second.line, second.spurious),
+            (SLAVE_VECTOR_BASE + 4, 12, false)
+        );
+        pic.write(PIC_SLAVE_COMMAND, EOI);
+        pic.write(PIC_MASTER_COMMAND, EOI);
+        assert!(!pic.interrupt_pending());
+        let spurious = pic.acknowledge();
+        assert_eq!(
+            (spurious.vector, spurious.line, spurious.spurious),
+            (MASTER_VECTOR_BASE + 7, 7, true)
+        );
+        // IRR as the machine sees it, without side effects.
+        pic.set_irq_level(0, true);
+        assert!(pic.is_requested(0));
+        assert!(!pic.is_requested(12));
+        pic.acknowledge();
+        assert!(!pic.is_requested(0));
     }
 
     #[test]
@@ -610,7 +719,7 @@ mod tests {
         assert_eq!(pic.unmasked_requests(), 0b11);
         // Nothing was acknowledged by looking.
         pic.write(PIC_MASTER_DATA, 0);
-        assert_eq!(pic.acknowledge(), MASTER_VECTOR_BASE);
+        assert_eq!(pic.acknowledge().vector, MASTER_VECTOR_BASE);
     }
 
     #[test]
@@ -998,7 +1107,10 @@ mod tests {
         assert!(pic.interrupt_pending());
         pic.set_irq_level(5, false);
         assert!(!pic.interrupt_pending());
-        assert_eq!(pic.acknowledge(), MASTER_VECTOR_BASE + SPURIOUS_MASTER);
+        assert_eq!(
+            pic.acknowledge().vector,
+            MASTER_VECTOR_BASE + SPURIOUS_MASTER
+        );
         // A spurious interrupt sets no ISR bit, so the guest must not EOI.
         assert_eq!(master_isr(&mut pic), 0);
     }
@@ -1028,7 +1140,7 @@ mod tests {
         pulse(&mut pic, KEYBOARD);
         assert!(pic.interrupt_pending());
         pic.write(PIC_MASTER_DATA, 1 << KEYBOARD);
-        assert_eq!(pic.acknowledge(), MASTER_VECTOR_BASE + 7);
+        assert_eq!(pic.acknowledge().vector, MASTER_VECTOR_BASE + 7);
         assert_eq!(master_isr(&mut pic), 0);
         // The real request is still latched and arrives once unmasked.
         pic.write(PIC_MASTER_DATA, 0);
@@ -1044,7 +1156,7 @@ mod tests {
         pic.set_irq_level(11, false);
         // The master latched the edge on its cascade line, so it still asks.
         assert!(pic.interrupt_pending());
-        assert_eq!(pic.acknowledge(), SLAVE_VECTOR_BASE + 7);
+        assert_eq!(pic.acknowledge().vector, SLAVE_VECTOR_BASE + 7);
         // As in QEMU, the master puts its cascade line in service; the
         // slave puts nothing in service.
         assert_eq!(master_isr(&mut pic), 1 << CASCADE);
@@ -1155,7 +1267,7 @@ mod tests {
                 }
                 2 => pic.set_irq_level(value % 20, r & 0x100_0000 != 0),
                 3 => {
-                    let vector = pic.acknowledge();
+                    let vector = pic.acknowledge().vector;
                     // Whatever happens, a vector is base + line.
                     let bases = [pic.master.irq_base, pic.slave.irq_base];
                     assert!(bases.contains(&(vector & 0xF8)));

@@ -10,8 +10,8 @@
 //! always from the start instant, so rounding never accumulates into drift.
 //! Counting starts at the instant the count is written (as QEMU does; the real
 //! part waits for the next CLK edge), so `ticks == 0` shows the initial count.
-//! With [`ManualClock`] the model is fully deterministic, which is what the
-//! unit tests and fuzzers use; the VMM uses [`MonotonicClock`].
+//! With [`crate::clock::ManualClock`] the model is fully deterministic, which is what the
+//! unit tests and fuzzers use; the VMM uses [`crate::clock::MonotonicClock`].
 //!
 //! # Behaviour
 //!
@@ -82,7 +82,8 @@ use std::time::Duration;
 use shared::ports::{PIT_CHANNEL0, PIT_CHANNEL2, PIT_COMMAND, PORT_B};
 use shared::time::PIT_FREQUENCY_HZ;
 
-pub use crate::clock::{Clock, ManualClock, MonotonicClock};
+use crate::clock::Clock;
+use crate::device::{Change, IrqOutput, PortDevice};
 
 /// Shortest interval between two IRQ0 edges reported in the periodic modes
 /// (2 and 3); see the module documentation on tick storms.
@@ -736,9 +737,61 @@ impl<C: Clock> Pit<C> {
     }
 }
 
+/// Register offsets from the PIT's base port (0x40), as registered in the
+/// machine's port map: channels and control word at 0x40-0x43, port B at 0x61.
+pub mod offset {
+    use shared::ports;
+
+    /// Channel 0's data port; channels 1 and 2 and the control word follow.
+    pub const CHANNEL0: u16 = 0;
+    /// Port B (0x61): channel 2's gate and output, the speaker enable.
+    pub const PORT_B: u16 = ports::PORT_B - ports::PIT_CHANNEL0;
+}
+
+impl<C: Clock + 'static> PortDevice for Pit<C> {
+    fn name(&self) -> &'static str {
+        "pit"
+    }
+
+    fn read(&mut self, offset: u16, data: &mut [u8]) -> Change {
+        data.fill(Pit::read(self, PIT_CHANNEL0.wrapping_add(offset)));
+        Change::NONE
+    }
+
+    fn write(&mut self, offset: u16, data: &[u8]) -> Change {
+        let before = self.next_irq0_edge();
+        for &value in data {
+            Pit::write(self, PIT_CHANNEL0.wrapping_add(offset), value);
+        }
+        Change {
+            deadline_moved: self.next_irq0_edge() != before,
+            ..Change::NONE
+        }
+    }
+
+    /// Power-on state on the same clock, so deadlines stay comparable.
+    fn reset(&mut self) {
+        self.channels = [Channel::new(true), Channel::new(true), Channel::new(false)];
+        self.speaker_data = false;
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        self.next_irq0_edge()
+    }
+
+    /// Channel 0's rising edges up to now, as timer ticks on IRQ0.
+    fn on_deadline(&mut self) -> Change {
+        match self.take_irq0_edges() {
+            0 => Change::NONE,
+            edges => Change::irq(0, IrqOutput::Ticks(edges)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use shared::ports::PIT_CHANNEL1;
 
     const F: u128 = 1_193_182;

@@ -1,15 +1,14 @@
-//! COM1: a 16550A UART (`vm-superio`) whose output goes to a [`SerialTap`]
-//! and to stdout, and whose interrupt is latched for the machine to route.
+//! COM1: a 16550A UART (`vm-superio`) whose transmitted bytes go to an
+//! output its owner chooses, and whose interrupt is a pulse on its pin.
 //!
-//! The UART runs on the vCPU thread under the machine lock, so it must never
-//! block on the host: stdout is reached through a [`StdoutSink`], a queue
-//! that a writer thread drains (see `stdout_sink` for why a queue rather than
-//! UART backpressure). The tap is fed first and directly, so `expect` sees
-//! every byte at once whatever stdout does.
+//! The UART runs on the vCPU thread under the machine lock, so its output
+//! must never block on the host: the machine gives it a writer that only
+//! queues (see `vm::console`: the serial tap for `expect`, and a queue that
+//! a writer thread drains to stdout). The device knows nothing of either.
 //!
 //! `vm-superio` signals its interrupt through a [`Trigger`]; ours only sets a
-//! flag. The machine takes the flag after every port access and pulses IRQ4
-//! on the PIC, so this device stays a plain state machine.
+//! flag, which the next [`Change`] reports as a pulse on pin 0 (IRQ4), so
+//! this device stays a plain state machine.
 use std::convert::Infallible;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +16,7 @@ use std::sync::Arc;
 
 use vm_superio::{Serial, Trigger};
 
-use crate::stdout_sink::StdoutSink;
-use crate::vm::SerialTap;
+use crate::device::{Change, IrqOutput, PortDevice};
 
 /// A [`Trigger`] that records that the UART raised its interrupt.
 #[derive(Debug, Clone, Default)]
@@ -33,25 +31,19 @@ impl Trigger for IrqLatch {
     }
 }
 
-/// Where transmitted bytes go: the tap, then the stdout queue (each byte
-/// queued as it comes, and the writer woken, so interactive output is never
-/// held back). Neither blocks on I/O.
-pub struct SerialOutput {
-    stdout: Option<&'static StdoutSink>,
-    tap: SerialTap,
-}
+/// Where the UART's transmitted bytes go. It must not block: it is written
+/// on the vCPU thread with the machine lock held.
+pub type SerialOutput = Box<dyn Write + Send>;
 
-impl Write for SerialOutput {
+/// Discards everything (the placeholder while the UART is rebuilt).
+struct Discard;
+
+impl Write for Discard {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.tap.push(data);
-        if let Some(stdout) = self.stdout {
-            stdout.push(data);
-        }
         Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // The writer thread writes as soon as bytes are queued.
         Ok(())
     }
 }
@@ -63,20 +55,11 @@ pub struct Com1 {
 }
 
 impl Com1 {
-    /// A UART in its reset state. With `to_stdout` false, output goes only to
-    /// `tap` (for embedding the VMM where stdout belongs to someone else).
-    pub fn new(tap: SerialTap, to_stdout: bool) -> Self {
+    /// A UART in its reset state, transmitting to `output`.
+    pub fn new(output: SerialOutput) -> Self {
         let irq = IrqLatch::default();
-        let out = SerialOutput {
-            stdout: if to_stdout {
-                StdoutSink::stdout()
-            } else {
-                None
-            },
-            tap,
-        };
         Self {
-            uart: Serial::new(irq.clone(), out),
+            uart: Serial::new(irq.clone(), output),
             irq,
         }
     }
@@ -99,10 +82,7 @@ impl Com1 {
     /// UART is rebuilt around its writer, with a throwaway in between.)
     pub fn reset(&mut self) {
         let irq = IrqLatch::default();
-        let placeholder = SerialOutput {
-            stdout: None,
-            tap: SerialTap::new(),
-        };
+        let placeholder: SerialOutput = Box::new(Discard);
         let old = std::mem::replace(&mut self.uart, Serial::new(irq.clone(), placeholder));
         self.uart = Serial::new(irq.clone(), old.into_writer());
         self.irq = irq;
@@ -114,15 +94,65 @@ impl Com1 {
     }
 }
 
+impl PortDevice for Com1 {
+    fn name(&self) -> &'static str {
+        "com1"
+    }
+
+    fn read(&mut self, offset: u16, data: &mut [u8]) -> Change {
+        // Offsets beyond the eight registers never reach us (the port map
+        // registers eight ports); the truncation is only for the type.
+        data.fill(Com1::read(self, offset as u8));
+        self.irq_change()
+    }
+
+    fn write(&mut self, offset: u16, data: &[u8]) -> Change {
+        for &value in data {
+            Com1::write(self, offset as u8, value);
+        }
+        self.irq_change()
+    }
+
+    fn reset(&mut self) {
+        Com1::reset(self);
+    }
+}
+
+impl Com1 {
+    /// The UART's interrupt as a pulse on pin 0, if it raised one.
+    fn irq_change(&mut self) -> Change {
+        if self.take_irq() {
+            Change::irq(0, IrqOutput::Pulse)
+        } else {
+            Change::NONE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::sync::Mutex;
+
+    /// An output that keeps what was transmitted.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
 
     #[test]
-    fn transmitted_bytes_reach_the_tap_and_raise_thre_interrupt() {
-        let tap = SerialTap::new();
-        let mut com1 = Com1::new(tap.clone(), false);
+    fn transmitted_bytes_reach_the_output_and_raise_thre_interrupt() {
+        let out = Capture::default();
+        let mut com1 = Com1::new(Box::new(out.clone()));
         com1.write(1, 0x02); // IER: transmitter holding register empty
         assert!(com1.take_irq());
         assert!(!com1.take_irq());
@@ -131,9 +161,25 @@ mod tests {
         for byte in b"hi\n" {
             com1.write(0, *byte);
         }
-        assert_eq!(tap.wait_for(0, b"hi\n", Duration::ZERO), Ok(3));
+        assert_eq!(*out.0.lock().unwrap(), b"hi\n");
         assert!(com1.take_irq());
         // Line status: transmitter empty.
         assert_ne!(com1.read(5) & 0x20, 0);
+    }
+
+    /// Through the device interface the interrupt is a pulse on pin 0, and a
+    /// reset keeps the output.
+    #[test]
+    fn interrupt_is_a_pulse_and_reset_keeps_the_output() {
+        let out = Capture::default();
+        let mut com1 = Com1::new(Box::new(out.clone()));
+        let change = PortDevice::write(&mut com1, 1, &[0x02]);
+        assert_eq!(change.irq[0], Some(IrqOutput::Pulse));
+        PortDevice::reset(&mut com1);
+        let mut ier = [0xAA];
+        assert_eq!(PortDevice::read(&mut com1, 1, &mut ier), Change::NONE);
+        assert_eq!(ier, [0], "IER at power-on");
+        let _ = PortDevice::write(&mut com1, 0, b"x");
+        assert_eq!(*out.0.lock().unwrap(), b"x");
     }
 }

@@ -26,11 +26,11 @@ impl VmHandle {
     /// lost, so keys may be queued from the start, before the guest boots.
     pub fn key_event(&self, set2_code: u16, down: bool) {
         let mut state = self.shared.lock();
-        if state.exit.is_some() {
+        if state.run.stopped() {
             return;
         }
-        state.devices.i8042.key_event(set2_code, down);
-        self.shared.after_host_event(&mut state);
+        let change = state.platform.key_event(set2_code, down);
+        self.shared.after_host_event(&state, change);
     }
 
     /// Waits until the guest has read every queued keyboard byte. Returns
@@ -39,10 +39,10 @@ impl VmHandle {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.shared.lock();
         loop {
-            if !state.devices.keyboard_input_pending() {
+            if !state.platform.keyboard_input_pending() {
                 return true;
             }
-            if state.exit.is_some() {
+            if state.run.stopped() {
                 return false;
             }
             let remaining = match deadline {
@@ -70,9 +70,9 @@ impl VmHandle {
     /// `KVM_RUN`, timer ticks are discarded until [`VmHandle::resume`].
     pub fn pause(&self) {
         let mut state = self.shared.lock();
-        if !state.paused {
-            state.paused = true;
-            self.shared.wake_vcpu(&state);
+        if !state.run.paused {
+            state.run.paused = true;
+            self.shared.wake_vcpu(&state.run);
             self.shared.wake_timer();
         }
     }
@@ -80,8 +80,8 @@ impl VmHandle {
     /// Resumes a paused VM (QMP `cont`).
     pub fn resume(&self) {
         let mut state = self.shared.lock();
-        if state.paused {
-            state.paused = false;
+        if state.run.paused {
+            state.run.paused = false;
             self.shared.vcpu_wake.notify_all();
             self.shared.wake_timer();
         }
@@ -92,12 +92,12 @@ impl VmHandle {
     /// so after a stretch with interrupts off (a busy boot) a tick-counting
     /// guest clock runs behind by this many ticks until it has caught up.
     pub fn timer_ticks_owed(&self) -> u64 {
-        self.shared.lock().devices.timer_ticks_owed()
+        self.shared.lock().platform.timer_ticks_owed()
     }
 
     /// Whether the VM is paused.
     pub fn is_paused(&self) -> bool {
-        self.shared.lock().paused
+        self.shared.lock().run.paused
     }
 
     /// Resets the machine (QMP `system_reset`), as a PC's reset button:
@@ -108,15 +108,18 @@ impl VmHandle {
     /// when it starts). A paused VM is reset and stays paused.
     pub fn reset(&self) {
         let mut state = self.shared.lock();
-        if state.exit.is_some() {
+        if state.run.stopped() {
             return;
         }
         // A reset already requested and not yet done covers this one too.
-        let target = state.resets_done + 1;
-        state.reset_request.get_or_insert(ResetCause::Host);
-        self.shared.wake_vcpu(&state);
+        let target = state.run.resets_done + 1;
+        state.run.reset_request.get_or_insert(ResetCause::Host);
+        self.shared.wake_vcpu(&state.run);
         self.shared.vcpu_wake.notify_all();
-        while state.resets_done < target && state.exit.is_none() && state.vcpu_thread.is_some() {
+        while state.run.resets_done < target
+            && !state.run.stopped()
+            && state.run.vcpu_thread.is_some()
+        {
             state = self
                 .shared
                 .events
@@ -151,7 +154,7 @@ impl VmHandle {
 
     /// How the VM stopped, if it has.
     pub fn exit_state(&self) -> Option<VmExit> {
-        self.shared.lock().exit.clone()
+        self.shared.lock().run.exit.clone()
     }
 
     /// Waits until the VM stops.
@@ -169,8 +172,8 @@ impl VmHandle {
         let (state, _) = self
             .shared
             .events
-            .wait_timeout_while(state, timeout, |state| state.exit.is_none())
+            .wait_timeout_while(state, timeout, |state| !state.run.stopped())
             .unwrap_or_else(|poison| poison.into_inner());
-        state.exit.clone()
+        state.run.exit.clone()
     }
 }

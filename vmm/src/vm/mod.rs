@@ -2,8 +2,9 @@
 //! emulated in userspace, PVH boot.
 //!
 //! [`Vm::new`] builds everything and loads the kernel; [`Vm::run`] runs the
-//! vCPU and timer threads until the guest or a [`VmHandle`] stops the VM.
+//! vCPU and time-service threads until the guest or a [`VmHandle`] stops the VM.
 mod boot;
+mod console;
 mod cpu;
 mod handle;
 mod kick;
@@ -11,7 +12,7 @@ pub mod memory;
 mod platform;
 mod state;
 mod tap;
-mod timer;
+mod time_service;
 mod vcpu;
 
 use std::borrow::Cow;
@@ -23,7 +24,7 @@ use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
-use crate::devices::pit::MonotonicClock;
+use crate::clock::MonotonicClock;
 
 pub use boot::{BootError, CMDLINE_MAX};
 pub use handle::VmHandle;
@@ -105,6 +106,9 @@ pub enum Error {
     /// The vCPU could not be set up.
     #[error(transparent)]
     VcpuSetup(#[from] cpu::SetupError),
+    /// Two devices of the port map claim the same port (a bug in the map).
+    #[error("the machine's port map is invalid: {0}")]
+    PortMap(crate::bus::OverlapError),
     /// A host resource (thread, eventfd, timerfd, signal handler) failed.
     #[error("{0}: {1}")]
     Host(&'static str, std::io::Error),
@@ -141,18 +145,18 @@ impl RunReport {
                 let _ = writeln!(out, "    {:<16} {count}", kind.name());
             }
         }
-        let injected: u64 = self.vcpu.injected.iter().sum::<u64>() + self.vcpu.injected_unmapped;
+        let injected: u64 = self.vcpu.injected.iter().sum::<u64>() + self.vcpu.injected_spurious;
         let _ = writeln!(out, "  interrupts injected: {injected}");
         for (line, count) in self.vcpu.injected.iter().enumerate() {
             if *count > 0 {
                 let _ = writeln!(out, "    irq {line:<12} {count}");
             }
         }
-        if self.vcpu.injected_unmapped > 0 {
+        if self.vcpu.injected_spurious > 0 {
             let _ = writeln!(
                 out,
                 "    {:<16} {}",
-                "unmapped vector", self.vcpu.injected_unmapped
+                "spurious", self.vcpu.injected_spurious
             );
         }
         let p = &self.platform;
@@ -234,8 +238,9 @@ impl Vm {
 
         let clock = MonotonicClock::default();
         let tap = SerialTap::new();
-        let devices = platform::Devices::new(clock.clone(), tap.clone(), config.serial_to_stdout);
-        let shared = state::Shared::new(devices, tap).map_err(|e| Error::Host("eventfd", e))?;
+        let console = console::Console::new(tap.clone(), config.serial_to_stdout);
+        let platform = platform::Platform::pc(&clock, Box::new(console)).map_err(Error::PortMap)?;
+        let shared = state::Shared::new(platform, tap).map_err(|e| Error::Host("eventfd", e))?;
         Ok(Self {
             vcpu,
             _vm: vm,
@@ -267,12 +272,13 @@ impl Vm {
 
         let timer_shared = shared.clone();
         let timer = thread::Builder::new()
-            .name("pit-timer".into())
+            .name("time-service".into())
             .spawn(move || {
-                if let Err(error) = timer::run(&timer_shared, clock) {
-                    // Without its timer the guest would hang: stop it.
+                if let Err(error) = time_service::run(&timer_shared, clock) {
+                    // Without its timers the guest would hang: stop it.
                     let mut state = timer_shared.lock();
-                    let reason = ExitReason::Crash(format!("the PIT timer thread failed: {error}"));
+                    let reason =
+                        ExitReason::Crash(format!("the time service thread failed: {error}"));
                     let exit = VmExit {
                         status: shared::status::GUEST_CRASH,
                         reason,
@@ -280,7 +286,7 @@ impl Vm {
                     timer_shared.request_exit(&mut state, exit);
                 }
             })
-            .map_err(|e| Error::Host("cannot start the timer thread", e))?;
+            .map_err(|e| Error::Host("cannot start the time service thread", e))?;
         let vcpu_shared = shared.clone();
         let vcpu_thread = thread::Builder::new()
             .name("vcpu0".into())
@@ -311,10 +317,10 @@ impl Vm {
         let exit = handle.wait_exit();
         let run_time = started.elapsed();
         if timer.join().is_err() {
-            log::error!("the PIT timer thread panicked");
+            log::error!("the time service thread panicked");
         }
         shared.tap.close();
-        let platform = shared.lock().devices.stats();
+        let platform = shared.lock().platform.stats();
         // The VM before the memory it maps (the vCPU thread dropped the vCPU).
         drop(vm_fd);
         drop(memory);

@@ -1,24 +1,31 @@
-//! The PC platform: every legacy device, the port bus that reaches them, and
-//! the wiring of their interrupt lines into the 8259 pair.
+//! The PC platform: the machine's port map (every device, the ports it
+//! answers and the interrupt lines it drives, in one table), the bus that
+//! dispatches guest port accesses through it, the 8259 pair those lines
+//! enter, and the time service's view of the devices.
 //!
-//! All of it lives in one [`Devices`] value behind one mutex (one vCPU: a
-//! single lock is simple, deterministic and uncontended). The device models
-//! are pure state machines; after every guest access and every host event the
-//! machine calls [`Devices::sync_irqs`], which copies their interrupt outputs
-//! onto the PIC inputs.
+//! Devices are [`PortDevice`]s: the platform knows none of them by type
+//! except the interrupt controller. Each access returns a [`Change`]; the
+//! platform drives the device's interrupt lines on the PIC as it says,
+//! queues periodic timer ticks for one-at-a-time delivery, and hands the
+//! rest (deadline moved, input consumed, guest requests) to the machine.
+//!
+//! Everything lives in one [`Platform`] value behind the machine lock (one
+//! vCPU: a single lock is simple, deterministic and uncontended).
+use std::any::Any;
 use std::time::Duration;
 
 use shared::{irq, ports};
 
-use crate::bus::PortBus;
+use crate::bus::{OverlapError, PortBus};
+use crate::clock::MonotonicClock;
+use crate::device::{Change, IrqOutput, PortDevice, MAX_IRQ_PINS};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::i8042::I8042;
-use crate::devices::pic::DualPic;
-use crate::devices::pit::{MonotonicClock, Pit};
-use crate::devices::serial::Com1;
-use crate::vm::SerialTap;
+use crate::devices::pic::{Acknowledged, DualPic};
+use crate::devices::pit::Pit;
+use crate::devices::serial::{Com1, SerialOutput};
 
-/// Channel-0 ticks the PIT may owe the guest before new ones are dropped.
+/// Timer ticks a line may owe the guest before new ones are dropped.
 ///
 /// Ticks are reinjected one at a time, each once the guest has acknowledged
 /// the previous one (as KVM's in-kernel PIT does with its reinject policy), so
@@ -27,35 +34,8 @@ use crate::vm::SerialTap;
 /// that keeps IRQ0 masked for long must not get an interrupt storm afterwards.
 pub const MAX_TICK_BACKLOG: u64 = 1000;
 
-/// Which device a port belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Port {
-    Pic,
-    Pit,
-    I8042,
-    Com1,
-    DebugExit,
-}
-
-/// What the guest asked the machine to do through a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GuestRequest {
-    /// A write of this value to the debug-exit port.
-    Exit(u32),
-    /// The i8042 reset pulse (controller command 0xFE).
-    Reset,
-}
-
-/// Side effects of one port access the machine must act on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Effects {
-    /// The guest wrote a PIT port and channel 0's next edge moved.
-    pub timer_changed: bool,
-    /// Host keyboard input was consumed: a guest read of port 0x60 completed
-    /// a key event, or a write let out held events that send no byte.
-    /// Waiters of `wait_input_drained` look again.
-    pub keyboard_consumed: bool,
-}
+/// ISA interrupt lines on the 8259 pair.
+const ISA_LINES: usize = 16;
 
 /// Counters kept by the platform, for `--stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,317 +44,411 @@ pub struct PlatformStats {
     pub unknown_port_reads: u64,
     /// Writes to ports no device claims.
     pub unknown_port_writes: u64,
-    /// IRQ0 edges delivered to the PIC.
+    /// Timer-tick edges delivered to the PIC.
     pub timer_ticks_delivered: u64,
-    /// Channel-0 ticks dropped because the backlog was full.
+    /// Timer ticks dropped because the backlog was full.
     pub timer_ticks_dropped: u64,
-    /// Channel-0 ticks discarded while the VM was paused.
+    /// Timer ticks discarded while the VM was paused.
     pub timer_ticks_paused: u64,
     /// Machine resets (guest-requested and host-requested).
     pub resets: u64,
 }
 
-/// Follows the PICs' initialisation sequence to learn their vector bases
-/// (ICW2), so that an acknowledged vector can be mapped back to an IRQ line
-/// for IRQ0 reinjection and per-line statistics. It only watches writes; the
-/// PIC model itself is the authority on everything else.
-#[derive(Debug, Default)]
-struct VectorMap {
-    /// ICW2 (vector base) of master and slave, once programmed.
-    base: [Option<u8>; 2],
-    /// An ICW1 was written and the next data-port write is ICW2.
-    awaiting_icw2: [bool; 2],
+/// A device in the port map: the interrupt controller, or the `n`th device
+/// attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceId {
+    /// The 8259 pair, which the platform owns as the interrupt sink.
+    InterruptController,
+    /// An attached device.
+    Device(usize),
 }
 
-impl VectorMap {
-    fn observe_write(&mut self, port: u16, value: u8) {
-        let chip = match port {
-            ports::PIC_MASTER_COMMAND | ports::PIC_MASTER_DATA => 0,
-            ports::PIC_SLAVE_COMMAND | ports::PIC_SLAVE_DATA => 1,
-            _ => return,
-        };
-        let command = port & 1 == 0;
-        if command && value & 0x10 != 0 {
-            self.awaiting_icw2[chip] = true;
-        } else if !command && self.awaiting_icw2[chip] {
-            self.awaiting_icw2[chip] = false;
-            self.base[chip] = Some(value & 0xf8);
-        }
-    }
-
-    /// Whether `port`/`value` is an ICW1 to the master (which clears its IRR).
-    fn is_master_icw1(port: u16, value: u8) -> bool {
-        port == ports::PIC_MASTER_COMMAND && value & 0x10 != 0
-    }
-
-    /// The IRQ line (0-15) `vector` was raised for, if it is one of the PICs'.
-    fn line(&self, vector: u8) -> Option<u8> {
-        (0..2).find_map(|chip| {
-            let base = self.base[chip]?;
-            (vector & 0xf8 == base).then_some(vector - base + 8 * chip as u8)
-        })
-    }
+/// A range of ports in the bus: whose, and how far its first port lies from
+/// the device's base (the first port it was registered at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    device: DeviceId,
+    delta: u16,
 }
 
-/// Channel-0 ticks on their way to IRQ0.
+/// An attached device and the ISA lines its interrupt pins drive.
+struct Attached {
+    device: Box<dyn PortDevice>,
+    base: u16,
+    lines: [Option<u8>; MAX_IRQ_PINS],
+}
+
+/// The PC's port map: every device with its ports and interrupt lines.
 ///
-/// A tick stays "in flight" from its IRQ0 edge until the guest acknowledges
-/// the IRQ0 vector (INTA) or re-initialises the master PIC. A guest that takes
-/// IRQ0 only through the 8259 poll command (OCW3 P) never sends INTA, so it
-/// would see one tick only; no PVH kernel we know of does that.
-#[derive(Debug, Default)]
+/// A device's first row gives its base (the offsets it decodes are from
+/// there) and its interrupt lines, pin by pin; further rows add port ranges
+/// to a device already in the map.
+#[rustfmt::skip]
+fn pc_port_map(
+    platform: &mut Platform,
+    clock: &MonotonicClock,
+    serial: SerialOutput,
+) -> Result<(), OverlapError> {
+    use DeviceId::InterruptController as Pic;
+    //                          base                       ports                         device                     interrupt lines
+    platform.map(              ports::PIC_MASTER_COMMAND, 2,                            Pic)?;
+    platform.map(              ports::PIC_SLAVE_COMMAND,  2,                            Pic)?;
+    platform.map(              ports::ELCR_MASTER,        2,                            Pic)?;
+    let pit = platform.attach( ports::PIT_CHANNEL0,       4,                            Pit::new(clock.clone()),   &[irq::TIMER])?;
+    platform.map(              ports::PORT_B,             1,                            pit)?;
+    let i8042 = platform.attach(ports::I8042_DATA,        1,                            I8042::new(),              &[irq::KEYBOARD, irq::MOUSE])?;
+    platform.map(              ports::I8042_COMMAND,      1,                            i8042)?;
+    platform.attach(           ports::COM1,               ports::COM_PORT_COUNT,        Com1::new(serial),         &[irq::COM1])?;
+    platform.attach(           ports::DEBUG_EXIT,         ports::DEBUG_EXIT_SIZE,       DebugExit::new(),          &[])?;
+    Ok(())
+}
+
+/// Timer ticks owed on one line.
+#[derive(Debug, Default, Clone, Copy)]
 struct TickQueue {
     /// Ticks that happened and are not yet delivered.
     owed: u64,
-    /// An edge was delivered and the guest has not acknowledged it yet.
-    in_flight: bool,
 }
 
 /// Every device of the machine, the bus and the interrupt wiring.
-pub struct Devices {
-    bus: PortBus<Port>,
-    /// The 8259A pair.
-    pub pic: DualPic,
-    /// The 8254, on the host monotonic clock.
-    pub pit: Pit<MonotonicClock>,
-    /// The keyboard controller and keyboard.
-    pub i8042: I8042,
-    com1: Com1,
-    debug_exit: DebugExit,
-    vectors: VectorMap,
-    ticks: TickQueue,
+pub struct Platform {
+    bus: PortBus<Window>,
+    pic: DualPic,
+    devices: Vec<Attached>,
+    /// Timer ticks owed per ISA line. A tick is "in flight" from its edge
+    /// until its IRR bit clears: the guest acknowledged it (INTA or poll),
+    /// or re-initialised the PIC, which drops it.
+    ticks: [TickQueue; ISA_LINES],
     stats: PlatformStats,
 }
 
-impl Devices {
-    /// The devices in their power-on state. The PIT counts on `clock`; the
-    /// caller keeps a clone to convert PIT times to host deadlines. Serial
-    /// output goes to `tap` and, with `serial_to_stdout`, to stdout.
-    pub fn new(clock: MonotonicClock, tap: SerialTap, serial_to_stdout: bool) -> Self {
-        let mut bus = PortBus::new();
-        let map = [
-            (ports::PIC_MASTER_COMMAND, 2, Port::Pic),
-            (ports::PIC_SLAVE_COMMAND, 2, Port::Pic),
-            (ports::ELCR_MASTER, 2, Port::Pic),
-            (ports::PIT_CHANNEL0, 4, Port::Pit),
-            (ports::PORT_B, 1, Port::Pit),
-            (ports::I8042_DATA, 1, Port::I8042),
-            (ports::I8042_COMMAND, 1, Port::I8042),
-            (ports::COM1, ports::COM_PORT_COUNT, Port::Com1),
-            (ports::DEBUG_EXIT, ports::DEBUG_EXIT_SIZE, Port::DebugExit),
-        ];
-        for (base, len, device) in map {
-            // The map above is fixed and disjoint (checked by a unit test).
-            bus.insert(base, len, device)
-                .expect("static port map is disjoint");
-        }
+impl Platform {
+    /// The PC's devices ([`pc_port_map`]) in their power-on state. Devices
+    /// that keep time count on `clock`, which the caller keeps a clone of to
+    /// turn deadlines into host timers. COM1 transmits to `serial`.
+    pub fn pc(clock: &MonotonicClock, serial: SerialOutput) -> Result<Self, OverlapError> {
+        let mut platform = Self::empty();
+        pc_port_map(&mut platform, clock, serial)?;
+        Ok(platform)
+    }
+
+    /// A platform with nothing but the interrupt controller (not yet on the
+    /// bus): build a machine with [`Self::attach`] and [`Self::map`].
+    pub fn empty() -> Self {
         Self {
-            bus,
+            bus: PortBus::new(),
             pic: DualPic::new(),
-            pit: Pit::new(clock),
-            i8042: I8042::new(),
-            com1: Com1::new(tap, serial_to_stdout),
-            debug_exit: DebugExit::new(),
-            vectors: VectorMap::default(),
-            ticks: TickQueue::default(),
+            devices: Vec::new(),
+            ticks: [TickQueue::default(); ISA_LINES],
             stats: PlatformStats::default(),
         }
     }
 
-    /// Machine reset: every device back to its power-on state (the PIT on
-    /// the same clock, so the timer thread's deadlines stay comparable), the
-    /// PIC vector map forgotten, owed and in-flight timer ticks dropped. Host
-    /// key events still queued in the keyboard are kept
-    /// ([`I8042::reset`]). Counters are kept, and count the reset.
+    /// Adds `device` with its first `len` ports at `base` (its base: the
+    /// offsets it sees are from there) and its interrupt pins wired, in
+    /// order, to the ISA `lines`.
+    pub fn attach(
+        &mut self,
+        base: u16,
+        len: u16,
+        device: impl PortDevice,
+        lines: &[u8],
+    ) -> Result<DeviceId, OverlapError> {
+        let id = DeviceId::Device(self.devices.len());
+        let mut pins = [None; MAX_IRQ_PINS];
+        for (pin, &line) in pins.iter_mut().zip(lines) {
+            *pin = Some(line);
+        }
+        self.bus.insert(
+            base,
+            len,
+            Window {
+                device: id,
+                delta: 0,
+            },
+        )?;
+        self.devices.push(Attached {
+            device: Box::new(device),
+            base,
+            lines: pins,
+        });
+        Ok(id)
+    }
+
+    /// Adds `len` ports at `base` to `device`, already in the map (the
+    /// interrupt controller's first range makes 0x20 its base).
+    pub fn map(&mut self, base: u16, len: u16, device: DeviceId) -> Result<(), OverlapError> {
+        let device_base = match device {
+            DeviceId::InterruptController => ports::PIC_MASTER_COMMAND,
+            DeviceId::Device(index) => match self.devices.get(index) {
+                Some(attached) => attached.base,
+                None => return Err(OverlapError { base, len }),
+            },
+        };
+        let delta = base.wrapping_sub(device_base);
+        self.bus.insert(base, len, Window { device, delta })
+    }
+
+    /// The first attached device of type `D`, for host-side events.
+    fn device_mut<D: PortDevice>(&mut self) -> Option<(usize, &mut D)> {
+        self.devices
+            .iter_mut()
+            .enumerate()
+            .find_map(|(index, attached)| {
+                let device: &mut dyn Any = attached.device.as_mut();
+                device.downcast_mut::<D>().map(|device| (index, device))
+            })
+    }
+
+    /// The first attached device of type `D`.
+    fn device<D: PortDevice>(&self) -> Option<&D> {
+        self.devices.iter().find_map(|attached| {
+            let device: &dyn Any = attached.device.as_ref();
+            device.downcast_ref::<D>()
+        })
+    }
+
+    /// Machine reset: every device back to its power-on state (devices keep
+    /// their clocks, so deadlines stay comparable; the keyboard keeps host
+    /// key events the guest has not read: [`I8042::reset`]), every line
+    /// low, owed timer ticks dropped. Counters are kept, and count the reset.
     pub fn reset(&mut self) {
         self.pic.reset();
-        self.pit = Pit::new(self.pit.clock().clone());
-        self.i8042.reset();
-        self.com1.reset();
-        self.debug_exit = DebugExit::new();
-        self.vectors = VectorMap::default();
-        self.ticks = TickQueue::default();
+        for attached in &mut self.devices {
+            attached.device.reset();
+        }
+        self.ticks = [TickQueue::default(); ISA_LINES];
         self.stats.resets += 1;
-        self.sync_irqs();
     }
 
     /// Guest `in` of `data.len()` bytes (1, 2 or 4) at `port`.
     ///
     /// Byte-wide devices see a wide access as byte accesses at consecutive
-    /// ports (as on an ISA bus); the debug-exit port takes it whole.
-    pub fn pio_read(&mut self, port: u16, data: &mut [u8]) -> Effects {
-        let mut effects = Effects::default();
-        if let Some((Port::DebugExit, _)) = self.bus.lookup(port) {
-            self.debug_exit.read(data);
-            return effects;
+    /// ports (as on an ISA bus); devices that take wide accesses get it whole.
+    /// Interrupt lines are already driven; the rest of the change is the
+    /// machine's to act on.
+    pub fn pio_read(&mut self, port: u16, data: &mut [u8]) -> Change {
+        if let Some(window) = self.wide_window(port, data.len()) {
+            return self.read_window(window, port, data);
         }
+        let mut change = Change::NONE;
         for (i, byte) in data.iter_mut().enumerate() {
             let port = port.wrapping_add(i as u16);
-            *byte = match self.bus.lookup(port) {
-                Some((Port::Pic, _)) => self.pic.read(port),
-                Some((Port::Pit, _)) => self.pit.read(port),
-                Some((Port::I8042, _)) => {
-                    let before = self.i8042.pending_input();
-                    let value = self.i8042.read(port);
-                    effects.keyboard_consumed |= self.i8042.pending_input() < before;
-                    value
+            let mut value = [0xff];
+            match self.bus.lookup(port) {
+                Some((window, offset)) => {
+                    let window = Window {
+                        delta: window.delta.wrapping_add(offset),
+                        ..window
+                    };
+                    change = change.then(self.read_window(window, port, &mut value));
                 }
-                Some((Port::Com1, offset)) => self.com1.read(offset as u8),
-                Some((Port::DebugExit, _)) => 0xff,
                 None => {
                     self.stats.unknown_port_reads += 1;
                     log::debug!("in from unclaimed port {port:#x}");
-                    0xff
                 }
-            };
-            log::trace!("in {port:#06x} -> {:#04x}", *byte);
+            }
+            *byte = value[0];
         }
-        self.sync_irqs();
-        effects
+        change
     }
 
-    /// Guest `out` of `data` (1, 2 or 4 bytes) at `port`.
-    pub fn pio_write(&mut self, port: u16, data: &[u8]) -> Effects {
-        let mut effects = Effects::default();
-        if let Some((Port::DebugExit, _)) = self.bus.lookup(port) {
-            log::trace!("out {port:#06x} <- {data:02x?} (debug exit)");
-            self.debug_exit.write(data);
-            return effects;
+    /// Guest `out` of `data` (1, 2 or 4 bytes) at `port`; see
+    /// [`Self::pio_read`].
+    pub fn pio_write(&mut self, port: u16, data: &[u8]) -> Change {
+        if let Some(window) = self.wide_window(port, data.len()) {
+            return self.write_window(window, port, data);
         }
+        let mut change = Change::NONE;
         for (i, &value) in data.iter().enumerate() {
             let port = port.wrapping_add(i as u16);
-            log::trace!("out {port:#06x} <- {value:#04x}");
             match self.bus.lookup(port) {
-                Some((Port::Pic, _)) => {
-                    self.vectors.observe_write(port, value);
-                    if VectorMap::is_master_icw1(port, value) {
-                        // Re-initialisation clears IRR: a tick in flight is gone.
-                        self.ticks.in_flight = false;
-                    }
-                    self.pic.write(port, value);
+                Some((window, offset)) => {
+                    let window = Window {
+                        delta: window.delta.wrapping_add(offset),
+                        ..window
+                    };
+                    change = change.then(self.write_window(window, port, &[value]));
                 }
-                Some((Port::Pit, _)) => {
-                    let before = self.pit.next_irq0_edge();
-                    self.pit.write(port, value);
-                    effects.timer_changed |= self.pit.next_irq0_edge() != before;
-                }
-                Some((Port::I8042, _)) => {
-                    // A write can release held keys (0xF4, 0xAE, ...); their
-                    // IRQ1 edge is routed by `sync_irqs` below.
-                    let before = self.i8042.pending_input();
-                    self.i8042.write(port, value);
-                    effects.keyboard_consumed |= self.i8042.pending_input() < before;
-                }
-                Some((Port::Com1, offset)) => self.com1.write(offset as u8, value),
-                Some((Port::DebugExit, _)) => self.debug_exit.write(&[value]),
                 None => {
                     self.stats.unknown_port_writes += 1;
                     log::debug!("out {value:#04x} to unclaimed port {port:#x} ignored");
                 }
             }
         }
-        self.sync_irqs();
-        effects
+        change
     }
 
-    /// Copies the devices' interrupt outputs onto the PIC's inputs: the
-    /// keyboard and mouse lines follow the output buffer (with a fresh edge
-    /// per byte); the UART's interrupt is a pulse.
-    pub fn sync_irqs(&mut self) {
-        // A byte loaded right after the guest read the previous one keeps the
-        // line high: lower it first so the edge-triggered PIC sees a new edge.
-        if self.i8042.take_irq1_edge() {
-            self.pic.set_irq_level(irq::KEYBOARD, false);
+    /// The window (with the offset of `port` in its device) if `port` belongs
+    /// to a device that takes `len`-byte accesses whole.
+    fn wide_window(&self, port: u16, len: usize) -> Option<Window> {
+        if len <= 1 {
+            return None;
         }
-        self.pic
-            .set_irq_level(irq::KEYBOARD, self.i8042.irq1_level());
-        if self.i8042.take_irq12_edge() {
-            self.pic.set_irq_level(irq::MOUSE, false);
-        }
-        self.pic.set_irq_level(irq::MOUSE, self.i8042.irq12_level());
-        if self.com1.take_irq() {
-            self.pic.set_irq_level(irq::COM1, true);
-            self.pic.set_irq_level(irq::COM1, false);
-        }
+        let (window, offset) = self.bus.lookup(port)?;
+        let DeviceId::Device(index) = window.device else {
+            return None;
+        };
+        self.devices[index].device.wide_access().then_some(Window {
+            delta: window.delta.wrapping_add(offset),
+            ..window
+        })
     }
 
-    /// INTA: the vector to inject, and the IRQ line it belongs to if known.
-    ///
-    /// Acknowledging IRQ0 completes a tick in flight and sends the next one
-    /// owed, if any.
-    pub fn acknowledge(&mut self) -> (u8, Option<u8>) {
-        let vector = self.pic.acknowledge();
-        let line = self.vectors.line(vector);
-        if line == Some(irq::TIMER) {
-            self.ticks.in_flight = false;
-        }
-        // Any acknowledge may be what a deferred catch-up tick waits for.
-        self.deliver_tick();
-        (vector, line)
+    /// Reads the device register at `window` (whose delta is the offset).
+    fn read_window(&mut self, window: Window, port: u16, data: &mut [u8]) -> Change {
+        let change = match window.device {
+            DeviceId::InterruptController => PortDevice::read(&mut self.pic, window.delta, data),
+            DeviceId::Device(index) => self.devices[index].device.read(window.delta, data),
+        };
+        log::trace!("in {port:#06x} -> {data:02x?}");
+        self.route(window.device, change, false)
     }
 
-    /// Collects the channel-0 ticks that happened up to now and delivers what
-    /// the guest can take. While `paused`, ticks are discarded (the guest's
-    /// time stands still, as with QEMU's stopped virtual clock).
-    pub fn collect_ticks(&mut self, paused: bool) {
-        let edges = self.pit.take_irq0_edges();
+    /// Writes the device register at `window` (whose delta is the offset).
+    fn write_window(&mut self, window: Window, port: u16, data: &[u8]) -> Change {
+        log::trace!("out {port:#06x} <- {data:02x?}");
+        let change = match window.device {
+            DeviceId::InterruptController => PortDevice::write(&mut self.pic, window.delta, data),
+            DeviceId::Device(index) => self.devices[index].device.write(window.delta, data),
+        };
+        self.route(window.device, change, false)
+    }
+
+    /// Drives `device`'s interrupt lines as `change` says (timer ticks are
+    /// queued, or discarded and counted while `paused`), and returns the
+    /// change for the machine.
+    fn route(&mut self, device: DeviceId, change: Change, paused: bool) -> Change {
+        let DeviceId::Device(index) = device else {
+            return change;
+        };
+        let lines = self.devices[index].lines;
+        for (output, line) in change.irq.into_iter().zip(lines) {
+            let (Some(output), Some(line)) = (output, line) else {
+                continue;
+            };
+            match output {
+                IrqOutput::Level(level) => self.pic.set_irq_level(line, level),
+                IrqOutput::Reassert => {
+                    self.pic.set_irq_level(line, false);
+                    self.pic.set_irq_level(line, true);
+                }
+                IrqOutput::Pulse => {
+                    self.pic.set_irq_level(line, true);
+                    self.pic.set_irq_level(line, false);
+                }
+                IrqOutput::Ticks(ticks) => self.queue_ticks(line, ticks, paused),
+            }
+        }
+        change
+    }
+
+    /// Owes `ticks` more timer ticks on `line` (dropping beyond the backlog)
+    /// and delivers what the guest can take. While `paused` they are
+    /// discarded (the guest's time stands still, as with QEMU's stopped
+    /// virtual clock).
+    fn queue_ticks(&mut self, line: u8, ticks: u64, paused: bool) {
         if paused {
-            self.stats.timer_ticks_paused += edges;
+            self.stats.timer_ticks_paused += ticks;
             return;
         }
-        let room = MAX_TICK_BACKLOG.saturating_sub(self.ticks.owed);
-        self.stats.timer_ticks_dropped += edges.saturating_sub(room);
-        self.ticks.owed += edges.min(room);
-        self.deliver_tick();
+        let Some(queue) = self.ticks.get_mut(usize::from(line)) else {
+            return;
+        };
+        let room = MAX_TICK_BACKLOG.saturating_sub(queue.owed);
+        self.stats.timer_ticks_dropped += ticks.saturating_sub(room);
+        queue.owed += ticks.min(room);
+        self.deliver_ticks();
     }
 
-    /// Sends one owed tick as an IRQ0 edge unless one is still in flight.
+    /// Sends one owed tick per line as an edge unless that line's previous
+    /// tick is still in flight (its IRR bit set).
     ///
     /// Catch-up ticks (more than the one just due) yield to every other
-    /// device: IRQ0 wins each 8259 arbitration, so a guest working off a
+    /// device: the timer wins each 8259 arbitration, so a guest working off a
     /// backlog would otherwise never take IRQ1 until the backlog is gone,
     /// and a host too busy to keep up would starve the keyboard for good.
     /// A deferred tick goes out at the next acknowledge.
-    fn deliver_tick(&mut self) {
-        if self.ticks.in_flight || self.ticks.owed == 0 {
-            return;
+    fn deliver_ticks(&mut self) {
+        for line in 0..ISA_LINES as u8 {
+            let owed = self.ticks[usize::from(line)].owed;
+            if owed == 0 || self.pic.is_requested(line) {
+                continue;
+            }
+            let others = self.pic.unmasked_requests() & !(1 << line);
+            if owed > 1 && others != 0 {
+                continue;
+            }
+            self.ticks[usize::from(line)].owed -= 1;
+            self.stats.timer_ticks_delivered += 1;
+            self.pic.set_irq_level(line, true);
+            self.pic.set_irq_level(line, false);
         }
-        let others = self.pic.unmasked_requests() & !(1 << irq::TIMER);
-        if self.ticks.owed > 1 && others != 0 {
-            return;
-        }
-        self.ticks.owed -= 1;
-        self.ticks.in_flight = true;
-        self.stats.timer_ticks_delivered += 1;
-        self.pic.set_irq_level(irq::TIMER, true);
-        self.pic.set_irq_level(irq::TIMER, false);
     }
 
-    /// Whether the guest has keyboard bytes it has not read yet.
+    /// Whether the PIC's INT output is asserted: an interrupt waits for the
+    /// CPU.
+    pub fn interrupt_pending(&self) -> bool {
+        self.pic.interrupt_pending()
+    }
+
+    /// INTA: the vector to inject and the line it came from. Acknowledging
+    /// a timer tick lets the next owed one go out.
+    pub fn acknowledge(&mut self) -> Acknowledged {
+        let acknowledged = self.pic.acknowledge();
+        // Any acknowledge may be what a deferred catch-up tick waits for.
+        self.deliver_ticks();
+        acknowledged
+    }
+
+    /// The earliest deadline of any device (in the machine clock's time):
+    /// when the time service must next call [`Self::advance_time`].
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.devices
+            .iter()
+            .filter_map(|attached| attached.device.next_deadline())
+            .min()
+    }
+
+    /// The machine's clock moved on: every device with a deadline acts on
+    /// what happened up to now, and its interrupts are routed (timer ticks
+    /// discarded while `paused`). Returns what the machine must act on.
+    pub fn advance_time(&mut self, paused: bool) -> Change {
+        let mut change = Change::NONE;
+        for index in 0..self.devices.len() {
+            if self.devices[index].device.next_deadline().is_none() {
+                continue;
+            }
+            let happened = self.devices[index].device.on_deadline();
+            change = change.then(self.route(DeviceId::Device(index), happened, paused));
+        }
+        change
+    }
+
+    /// Host key event for the PS/2 keyboard (set-2 make code, `0xE0xx` for
+    /// extended keys); it is held until the guest's driver listens. Returns
+    /// what changed (interrupt lines are already driven).
+    pub fn key_event(&mut self, set2_code: u16, down: bool) -> Change {
+        let Some((index, keyboard)) = self.device_mut::<I8042>() else {
+            log::debug!("key event with no keyboard in the machine");
+            return Change::NONE;
+        };
+        let change = keyboard.host_key_event(set2_code, down);
+        self.route(DeviceId::Device(index), change, false)
+    }
+
+    /// Whether the guest has keyboard input it has not read yet.
     pub fn keyboard_input_pending(&self) -> bool {
-        self.i8042.pending_input() > 0
+        self.device::<I8042>()
+            .is_some_and(|keyboard| keyboard.pending_input() > 0)
     }
 
-    /// A request the guest made through a device since the last call.
-    pub fn take_guest_request(&mut self) -> Option<GuestRequest> {
-        if let Some(value) = self.debug_exit.take_request() {
-            return Some(GuestRequest::Exit(value));
-        }
-        self.i8042
-            .take_reset_request()
-            .then_some(GuestRequest::Reset)
-    }
-
-    /// When channel 0's output next rises, in PIT clock time.
-    pub fn next_timer_edge(&self) -> Option<Duration> {
-        self.pit.next_irq0_edge()
-    }
-
-    /// Channel-0 ticks that happened but are not yet delivered to the guest
+    /// Timer ticks that happened but are not yet delivered to the guest
     /// (not counting one in flight). A guest that counts ticks runs this many
     /// ticks behind until it has taken them.
     pub fn timer_ticks_owed(&self) -> u64 {
-        self.ticks.owed
+        self.ticks.iter().map(|queue| queue.owed).sum()
     }
 
     /// The platform's counters.
@@ -386,43 +460,116 @@ impl Devices {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::device::MachineRequest;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    /// A COM1 output that keeps what was transmitted.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Capture {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn pc() -> Platform {
+        Platform::pc(&MonotonicClock::default(), Box::new(Capture::default())).unwrap()
+    }
+
+    /// Programs the PIC pair as the guest does: vectors 32 and 40, cascade
+    /// on line 2, 8086 mode, nothing masked.
+    fn init_pic(platform: &mut Platform) {
+        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
+            let _ = platform.pio_write(port, &[value]);
+        }
+        for (port, value) in [(0xa0, 0x11), (0xa1, 40), (0xa1, 2), (0xa1, 1)] {
+            let _ = platform.pio_write(port, &[value]);
+        }
+    }
+
+    fn eoi(platform: &mut Platform) {
+        let _ = platform.pio_write(0x20, &[0x20]);
+    }
+
+    fn ack(platform: &mut Platform) -> (u8, u8) {
+        let acknowledged = platform.acknowledge();
+        (acknowledged.vector, acknowledged.line)
+    }
 
     #[test]
-    fn port_map_is_disjoint() {
-        let devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
-        assert_eq!(devices.bus.lookup(0x21), Some((Port::Pic, 1)));
-        assert_eq!(devices.bus.lookup(0x4d1), Some((Port::Pic, 1)));
-        assert_eq!(devices.bus.lookup(0x61), Some((Port::Pit, 0)));
-        assert_eq!(devices.bus.lookup(0x64), Some((Port::I8042, 0)));
-        assert_eq!(devices.bus.lookup(0xf7), Some((Port::DebugExit, 3)));
-        assert_eq!(devices.bus.lookup(0x80), None);
+    fn port_map_is_disjoint_and_offsets_are_from_each_device_base() {
+        let platform = pc();
+        let at = |port| {
+            platform
+                .bus
+                .lookup(port)
+                .map(|(window, offset)| (window.device, window.delta + offset))
+        };
+        let pic = DeviceId::InterruptController;
+        assert_eq!(at(0x21), Some((pic, 1)));
+        assert_eq!(at(0xa1), Some((pic, 0x81)));
+        assert_eq!(at(0x4d1), Some((pic, 0x4b1)));
+        assert_eq!(at(0x43), Some((DeviceId::Device(0), 3)));
+        assert_eq!(at(0x61), Some((DeviceId::Device(0), 0x21)));
+        assert_eq!(at(0x64), Some((DeviceId::Device(1), 4)));
+        assert_eq!(at(0x3fd), Some((DeviceId::Device(2), 5)));
+        assert_eq!(at(0xf7), Some((DeviceId::Device(3), 3)));
+        assert_eq!(at(0x80), None);
+    }
+
+    #[test]
+    fn a_second_device_on_taken_ports_is_refused() {
+        let mut platform = pc();
+        assert!(platform.attach(0x3fc, 2, DebugExit::new(), &[]).is_err());
+        assert!(platform.map(0x60, 1, DeviceId::Device(99)).is_err());
     }
 
     #[test]
     fn unknown_ports_read_ones_and_are_counted() {
-        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
+        let mut platform = pc();
         let mut data = [0u8; 4];
-        devices.pio_read(0x80, &mut data[..1]);
+        let _ = platform.pio_read(0x80, &mut data[..1]);
         assert_eq!(data[0], 0xff);
-        devices.pio_write(0x80, &[1, 2]);
-        assert_eq!(devices.stats().unknown_port_reads, 1);
-        assert_eq!(devices.stats().unknown_port_writes, 2);
+        let _ = platform.pio_write(0x80, &[1, 2]);
+        assert_eq!(platform.stats().unknown_port_reads, 1);
+        assert_eq!(platform.stats().unknown_port_writes, 2);
     }
 
     #[test]
     fn debug_exit_takes_a_dword_whole() {
-        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
-        devices.pio_write(ports::DEBUG_EXIT, &0x10u32.to_le_bytes());
-        assert_eq!(devices.take_guest_request(), Some(GuestRequest::Exit(0x10)));
-        assert_eq!(devices.take_guest_request(), None);
+        let mut platform = pc();
+        let change = platform.pio_write(ports::DEBUG_EXIT, &0x10u32.to_le_bytes());
+        assert_eq!(change.request, Some(MachineRequest::Exit(0x10)));
+        let change = platform.pio_write(ports::DEBUG_EXIT, &[3]);
+        assert_eq!(change.request, Some(MachineRequest::Exit(3)));
     }
 
     #[test]
-    fn serial_bytes_reach_the_tap() {
-        let tap = SerialTap::new();
-        let mut devices = Devices::new(MonotonicClock::default(), tap.clone(), false);
-        devices.pio_write(ports::COM1, b"A");
-        assert_eq!(tap.snapshot().1, b"A");
+    fn serial_bytes_reach_the_output_and_pulse_irq4() {
+        let out = Capture::default();
+        let mut platform = Platform::pc(&MonotonicClock::default(), Box::new(out.clone())).unwrap();
+        init_pic(&mut platform);
+        let _ = platform.pio_write(ports::COM1, b"A");
+        assert_eq!(*out.0.lock().unwrap(), b"A");
+        let _ = platform.pio_write(ports::COM1 + 1, &[0x02]); // IER: THRE
+        assert!(platform.interrupt_pending());
+        assert_eq!(ack(&mut platform), (32 + irq::COM1, irq::COM1));
+    }
+
+    /// The i8042's reset pulse reaches the machine as a request.
+    #[test]
+    fn i8042_reset_pulse_is_a_machine_request() {
+        let mut platform = pc();
+        let change = platform.pio_write(ports::I8042_COMMAND, &[0xFE]);
+        assert_eq!(change.request, Some(MachineRequest::Reset));
     }
 
     /// Keys typed before the guest's keyboard driver is ready are released by
@@ -430,152 +577,209 @@ mod tests {
     /// IRQ1 edge.
     #[test]
     fn keys_held_at_boot_reach_the_pic_after_f4() {
-        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
-        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
-            devices.pio_write(port, &[value]);
-        }
-        for (port, value) in [(0xa0, 0x11), (0xa1, 40), (0xa1, 2), (0xa1, 1)] {
-            devices.pio_write(port, &[value]);
-        }
+        let mut platform = pc();
+        init_pic(&mut platform);
         // Only IRQ1 unmasked.
-        devices.pio_write(0x21, &[!(1 << irq::KEYBOARD)]);
-        devices.i8042.key_event(0x1C, true);
-        devices.sync_irqs();
-        assert!(devices.keyboard_input_pending());
-        assert!(!devices.pic.interrupt_pending());
+        let _ = platform.pio_write(0x21, &[!(1 << irq::KEYBOARD)]);
+        let _ = platform.key_event(0x1C, true);
+        assert!(platform.keyboard_input_pending());
+        assert!(!platform.interrupt_pending());
 
         let mut byte = [0u8];
-        devices.pio_write(ports::I8042_DATA, &[0xF4]);
-        assert!(devices.pic.interrupt_pending());
-        assert_eq!(
-            devices.acknowledge(),
-            (32 + irq::KEYBOARD, Some(irq::KEYBOARD))
-        );
-        let effects = devices.pio_read(ports::I8042_DATA, &mut byte);
+        let _ = platform.pio_write(ports::I8042_DATA, &[0xF4]);
+        assert!(platform.interrupt_pending());
+        assert_eq!(ack(&mut platform), (32 + irq::KEYBOARD, irq::KEYBOARD));
+        let change = platform.pio_read(ports::I8042_DATA, &mut byte);
         assert_eq!(byte[0], 0xFA);
-        assert!(!effects.keyboard_consumed);
-        devices.pio_write(0x20, &[0x20]); // EOI
-                                          // The line never dropped, yet the held key is a new interrupt.
-        assert!(devices.pic.interrupt_pending());
-        assert_eq!(
-            devices.acknowledge(),
-            (32 + irq::KEYBOARD, Some(irq::KEYBOARD))
-        );
-        let effects = devices.pio_read(ports::I8042_DATA, &mut byte);
+        assert!(!change.input_consumed);
+        eoi(&mut platform);
+        // The line never dropped, yet the held key is a new interrupt.
+        assert!(platform.interrupt_pending());
+        assert_eq!(ack(&mut platform), (32 + irq::KEYBOARD, irq::KEYBOARD));
+        let change = platform.pio_read(ports::I8042_DATA, &mut byte);
         assert_eq!(byte[0], 0x1C);
-        assert!(effects.keyboard_consumed);
-        assert!(!devices.keyboard_input_pending());
-        devices.pio_write(0x20, &[0x20]);
-        assert!(!devices.pic.interrupt_pending());
+        assert!(change.input_consumed);
+        assert!(!platform.keyboard_input_pending());
+        eoi(&mut platform);
+        assert!(!platform.interrupt_pending());
 
         // A write that releases an event sending no byte (Pause's release)
         // also tells the waiters.
-        devices.pio_write(ports::I8042_COMMAND, &[0xAD]);
-        devices.i8042.key_event(0xE114, false);
-        assert!(devices.keyboard_input_pending());
-        let effects = devices.pio_write(ports::I8042_COMMAND, &[0xAE]);
-        assert!(effects.keyboard_consumed);
-        assert!(!devices.keyboard_input_pending());
+        let _ = platform.pio_write(ports::I8042_COMMAND, &[0xAD]);
+        let _ = platform.key_event(0xE114, false);
+        assert!(platform.keyboard_input_pending());
+        let change = platform.pio_write(ports::I8042_COMMAND, &[0xAE]);
+        assert!(change.input_consumed);
+        assert!(!platform.keyboard_input_pending());
+    }
+
+    /// A platform on a manual clock with PIT channel 0 in mode 2 at 1 kHz.
+    fn ticking() -> (Platform, ManualClock) {
+        let clock = ManualClock::new();
+        let mut platform = Platform::empty();
+        platform
+            .map(ports::PIC_MASTER_COMMAND, 2, DeviceId::InterruptController)
+            .unwrap();
+        platform
+            .map(ports::PIC_SLAVE_COMMAND, 2, DeviceId::InterruptController)
+            .unwrap();
+        platform
+            .attach(
+                ports::PIT_CHANNEL0,
+                4,
+                Pit::new(clock.clone()),
+                &[irq::TIMER],
+            )
+            .unwrap();
+        let i8042 = platform
+            .attach(
+                ports::I8042_DATA,
+                1,
+                I8042::new(),
+                &[irq::KEYBOARD, irq::MOUSE],
+            )
+            .unwrap();
+        platform.map(ports::I8042_COMMAND, 1, i8042).unwrap();
+        init_pic(&mut platform);
+        let mut change = Change::NONE;
+        for (port, value) in [(0x43, 0x34), (0x40, 0xa9), (0x40, 0x04)] {
+            change = change.then(platform.pio_write(port, &[value]));
+        }
+        assert!(
+            change.deadline_moved,
+            "programming the PIT moves its deadline"
+        );
+        (platform, clock)
+    }
+
+    /// Time is a service: the platform reports the earliest device deadline
+    /// and, once the clock passed it, routes the device's ticks.
+    #[test]
+    fn deadlines_drive_timer_ticks() {
+        let (mut platform, clock) = ticking();
+        let first = platform.next_deadline().expect("channel 0 runs");
+        assert_eq!(
+            first,
+            Duration::from_nanos(1_000_000_000 * 1193 / 1_193_182 + 1)
+        );
+        let _ = platform.advance_time(false);
+        assert!(!platform.interrupt_pending(), "nothing due yet");
+        clock.set(first);
+        let _ = platform.advance_time(false);
+        assert!(platform.interrupt_pending());
+        assert!(platform.next_deadline().unwrap() > first);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+    }
+
+    /// Ticks that happened while the guest could not take them are
+    /// delivered one per acknowledge; while paused they are discarded.
+    #[test]
+    fn ticks_are_reinjected_one_at_a_time() {
+        let (mut platform, clock) = ticking();
+        clock.set(Duration::from_micros(3_500)); // three edges
+        let _ = platform.advance_time(false);
+        assert_eq!(platform.timer_ticks_owed(), 2);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+        eoi(&mut platform);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+        eoi(&mut platform);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+        eoi(&mut platform);
+        assert!(!platform.interrupt_pending());
+        assert_eq!(platform.stats().timer_ticks_delivered, 3);
+
+        clock.set(Duration::from_micros(5_500)); // two more, paused
+        let _ = platform.advance_time(true);
+        assert!(!platform.interrupt_pending());
+        assert_eq!(platform.stats().timer_ticks_paused, 2);
+    }
+
+    /// Re-initialising the PIC drops a tick in flight (its IRR bit goes), so
+    /// later ticks are not held back waiting for an acknowledge that never
+    /// comes.
+    #[test]
+    fn pic_reinit_drops_the_tick_in_flight() {
+        let (mut platform, clock) = ticking();
+        clock.set(Duration::from_micros(1_500));
+        let _ = platform.advance_time(false);
+        assert!(platform.interrupt_pending());
+        init_pic(&mut platform);
+        assert!(!platform.interrupt_pending());
+        clock.set(Duration::from_micros(2_500));
+        let _ = platform.advance_time(false);
+        assert!(platform.interrupt_pending());
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
     }
 
     /// With a backlog of timer ticks, IRQ0 would win every arbitration:
     /// catch-up ticks wait while another device is requesting.
     #[test]
     fn catch_up_ticks_yield_to_the_keyboard() {
-        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
-        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
-            devices.pio_write(port, &[value]);
-        }
-        for (port, value) in [(0xa0, 0x11), (0xa1, 40), (0xa1, 2), (0xa1, 1)] {
-            devices.pio_write(port, &[value]);
-        }
-        let eoi = |devices: &mut Devices| devices.pio_write(0x20, &[0x20]);
-        devices.ticks.owed = 3;
-        devices.deliver_tick();
-        devices.pic.set_irq_level(irq::KEYBOARD, true);
-        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
-        eoi(&mut devices);
+        let (mut platform, clock) = ticking();
+        let _ = platform.pio_write(ports::I8042_DATA, &[0xF4]);
+        let mut byte = [0u8];
+        assert_eq!(ack(&mut platform), (33, irq::KEYBOARD));
+        let _ = platform.pio_read(ports::I8042_DATA, &mut byte);
+        eoi(&mut platform);
+        clock.set(Duration::from_micros(3_500)); // three ticks owed
+        let _ = platform.advance_time(false);
+        let _ = platform.key_event(0x1C, true);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+        eoi(&mut platform);
         // The keyboard goes first although two ticks are still owed.
-        assert_eq!(devices.acknowledge(), (33, Some(irq::KEYBOARD)));
-        eoi(&mut devices);
-        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
-        eoi(&mut devices);
-        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
-        eoi(&mut devices);
-        assert!(!devices.pic.interrupt_pending());
-        assert_eq!(devices.stats().timer_ticks_delivered, 3);
+        assert_eq!(ack(&mut platform), (33, irq::KEYBOARD));
+        let _ = platform.pio_read(ports::I8042_DATA, &mut byte);
+        eoi(&mut platform);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+        eoi(&mut platform);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
+        eoi(&mut platform);
+        assert!(!platform.interrupt_pending());
+        assert_eq!(platform.stats().timer_ticks_delivered, 3);
 
         // The one tick just due keeps IRQ0's priority.
-        devices.ticks.owed = 1;
-        devices.pic.set_irq_level(irq::KEYBOARD, false);
-        devices.pic.set_irq_level(irq::KEYBOARD, true);
-        devices.deliver_tick();
-        assert_eq!(devices.acknowledge(), (32, Some(irq::TIMER)));
+        clock.set(Duration::from_micros(4_500));
+        let _ = platform.key_event(0x1C, false);
+        let _ = platform.advance_time(false);
+        assert_eq!(ack(&mut platform), (32, irq::TIMER));
     }
 
     /// A platform reset brings every device back to power-on and keeps the
     /// keys the guest has not read.
     #[test]
     fn reset_restores_power_on_and_keeps_held_keys() {
-        let mut devices = Devices::new(MonotonicClock::default(), SerialTap::new(), false);
-        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
-            devices.pio_write(port, &[value]);
-        }
-        // PIT channel 0, mode 2, 1 kHz.
-        for (port, value) in [(0x43, 0x34), (0x40, 0xa9), (0x40, 0x04)] {
-            devices.pio_write(port, &[value]);
-        }
-        assert!(devices.next_timer_edge().is_some());
-        devices.ticks.owed = 5;
-        devices.ticks.in_flight = true;
+        let (mut platform, clock) = ticking();
+        clock.set(Duration::from_micros(5_500));
+        let _ = platform.advance_time(false);
+        assert!(platform.timer_ticks_owed() > 0);
         // The keyboard activated (F4), one key read, one still queued.
-        devices.pio_write(ports::I8042_DATA, &[0xF4]);
+        let _ = platform.pio_write(ports::I8042_DATA, &[0xF4]);
         let mut byte = [0u8];
-        devices.pio_read(ports::I8042_DATA, &mut byte);
+        let _ = platform.pio_read(ports::I8042_DATA, &mut byte);
         assert_eq!(byte[0], 0xFA);
-        devices.pio_write(0x20, &[0x20]);
-        devices.i8042.key_event(0x1C, true);
-        devices.i8042.key_event(0x1C, false);
-        devices.pio_write(ports::DEBUG_EXIT, &[7]);
-        devices.pio_write(ports::COM1 + 1, &[0x02]); // IER: THRE
+        eoi(&mut platform);
+        let _ = platform.key_event(0x1C, true);
+        let _ = platform.key_event(0x1C, false);
 
-        devices.reset();
-        assert_eq!(devices.stats().resets, 1);
-        assert_eq!(devices.next_timer_edge(), None);
-        assert_eq!((devices.ticks.owed, devices.ticks.in_flight), (0, false));
-        assert_eq!(devices.vectors.line(32), None);
-        assert!(!devices.pic.interrupt_pending());
-        assert_eq!(devices.pic.read(0x21), 0, "IMR at power-on");
-        assert_eq!(devices.take_guest_request(), None);
-        assert_eq!(devices.i8042.command_byte(), 0x03);
-        assert_eq!(devices.com1.read(1), 0, "IER at power-on");
+        platform.reset();
+        assert_eq!(platform.stats().resets, 1);
+        assert_eq!(platform.next_deadline(), None);
+        assert_eq!(platform.timer_ticks_owed(), 0);
+        assert!(!platform.interrupt_pending());
+        let _ = platform.pio_read(0x21, &mut byte);
+        assert_eq!(byte[0], 0, "IMR at power-on");
+        let _ = platform.pio_write(ports::I8042_COMMAND, &[0x20]);
+        let _ = platform.pio_read(ports::I8042_DATA, &mut byte);
+        assert_eq!(byte[0], 0x03, "command byte at power-on");
         // Both key events wait for the next driver's F4.
-        assert!(devices.keyboard_input_pending());
-        assert_eq!(devices.i8042.pending_input(), 2);
-        devices.pio_write(ports::I8042_DATA, &[0xF4]);
+        assert!(platform.keyboard_input_pending());
+        let _ = platform.pio_write(ports::I8042_DATA, &[0xF4]);
         let mut got = Vec::new();
         for _ in 0..4 {
-            devices.pio_read(ports::I8042_DATA, &mut byte);
+            let _ = platform.pio_read(ports::I8042_DATA, &mut byte);
             got.push(byte[0]);
         }
         assert_eq!(got, [0xFA, 0x1C, 0xF0, 0x1C]);
-        assert!(!devices.keyboard_input_pending());
-    }
-
-    #[test]
-    fn vector_map_follows_icw2() {
-        let mut map = VectorMap::default();
-        assert_eq!(map.line(32), None);
-        for (port, value) in [(0x20, 0x11), (0x21, 32), (0x21, 4), (0x21, 1)] {
-            map.observe_write(port, value);
-        }
-        for (port, value) in [(0xa0, 0x11), (0xa1, 40), (0xa1, 2), (0xa1, 1)] {
-            map.observe_write(port, value);
-        }
-        assert_eq!(map.line(32), Some(0));
-        assert_eq!(map.line(33), Some(1));
-        assert_eq!(map.line(39), Some(7));
-        assert_eq!(map.line(44), Some(12));
-        assert_eq!(map.line(14), None);
+        assert!(!platform.keyboard_input_pending());
     }
 }

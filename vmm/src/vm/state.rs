@@ -1,13 +1,14 @@
-//! State shared by the vCPU thread, the timer thread and [`super::VmHandle`]s:
-//! the devices and the run control, under one lock.
+//! State shared by the vCPU thread, the time service and [`super::VmHandle`]s:
+//! the platform (devices) and the run control, under one lock.
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use vmm_sys_util::eventfd::EventFd;
 
 use super::kick;
-use super::platform::Devices;
+use super::platform::Platform;
 use super::SerialTap;
+use crate::device::Change;
 
 /// Why the VM stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,10 +82,9 @@ pub(crate) enum VcpuPhase {
     Waiting,
 }
 
-/// Everything behind the machine lock.
-pub(crate) struct State {
-    /// The devices.
-    pub devices: Devices,
+/// Whether the machine runs, and how its vCPU thread is reached: everything
+/// about running the machine that is not a device.
+pub(crate) struct RunControl {
     /// `stop`/`cont`: the vCPU parks outside `KVM_RUN` while set.
     pub paused: bool,
     /// Set once, when the VM stops.
@@ -100,6 +100,32 @@ pub(crate) struct State {
     pub resets_done: u64,
 }
 
+impl RunControl {
+    fn new() -> Self {
+        Self {
+            paused: false,
+            exit: None,
+            vcpu_phase: VcpuPhase::Outside,
+            vcpu_thread: None,
+            reset_request: None,
+            resets_done: 0,
+        }
+    }
+
+    /// Whether the machine has stopped for good.
+    pub fn stopped(&self) -> bool {
+        self.exit.is_some()
+    }
+}
+
+/// Everything behind the machine lock: the devices, and the run control.
+pub(crate) struct State {
+    /// The devices, the bus and the interrupt wiring.
+    pub platform: Platform,
+    /// Paused, stopped, reset requests, the vCPU's phase and kick target.
+    pub run: RunControl,
+}
+
 /// The lock, its condition variables and the timer thread's doorbell.
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -107,7 +133,8 @@ pub(crate) struct Shared {
     pub vcpu_wake: Condvar,
     /// Wakes host threads: VM exit, keyboard input consumed.
     pub events: Condvar,
-    /// Wakes the timer thread (PIT reprogrammed, pause changed, VM exit).
+    /// Wakes the time service (a device deadline moved, pause changed, VM
+    /// exit).
     pub timer_wake: EventFd,
     /// Serial output log.
     pub tap: SerialTap,
@@ -116,16 +143,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(devices: Devices, tap: SerialTap) -> std::io::Result<Self> {
+    pub fn new(platform: Platform, tap: SerialTap) -> std::io::Result<Self> {
         Ok(Self {
             state: Mutex::new(State {
-                devices,
-                paused: false,
-                exit: None,
-                vcpu_phase: VcpuPhase::Outside,
-                vcpu_thread: None,
-                reset_request: None,
-                resets_done: 0,
+                platform,
+                run: RunControl::new(),
             }),
             vcpu_wake: Condvar::new(),
             events: Condvar::new(),
@@ -145,10 +167,10 @@ impl Shared {
     }
 
     /// Gets the vCPU to look at the machine state soon.
-    pub fn wake_vcpu(&self, state: &State) {
-        match state.vcpu_phase {
+    pub fn wake_vcpu(&self, run: &RunControl) {
+        match run.vcpu_phase {
             VcpuPhase::InGuest => {
-                if let Some(thread) = state.vcpu_thread {
+                if let Some(thread) = run.vcpu_thread {
                     kick::kick(thread);
                 }
             }
@@ -157,27 +179,33 @@ impl Shared {
         }
     }
 
-    /// Rings the timer thread's doorbell.
+    /// Rings the time service's doorbell.
     pub fn wake_timer(&self) {
         if let Err(error) = self.timer_wake.write(1) {
             log::warn!("cannot wake the timer thread: {error}");
         }
     }
 
-    /// After a host event changed device state: route the IRQ lines and wake
-    /// the vCPU if an interrupt is now pending.
-    pub fn after_host_event(&self, state: &mut State) {
-        state.devices.sync_irqs();
-        if state.devices.pic.interrupt_pending() {
-            self.wake_vcpu(state);
+    /// After a host event changed device state (its interrupts already
+    /// routed): wake the vCPU if an interrupt is now pending, the time
+    /// service if a deadline moved, input waiters if input was consumed.
+    pub fn after_host_event(&self, state: &State, change: Change) {
+        if state.platform.interrupt_pending() {
+            self.wake_vcpu(&state.run);
+        }
+        if change.deadline_moved {
+            self.wake_timer();
+        }
+        if change.input_consumed {
+            self.events.notify_all();
         }
     }
 
     /// Stops the VM with `exit` unless it already stopped; wakes everyone.
     pub fn request_exit(&self, state: &mut State, exit: VmExit) {
-        if state.exit.is_none() {
-            state.exit = Some(exit);
-            self.wake_vcpu(state);
+        if state.run.exit.is_none() {
+            state.run.exit = Some(exit);
+            self.wake_vcpu(&state.run);
             self.vcpu_wake.notify_all();
             self.events.notify_all();
             self.wake_timer();

@@ -26,9 +26,9 @@ use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
 use super::kick::ImmediateExitGuard;
-use super::platform::GuestRequest;
 use super::state::{ExitReason, ResetCause, Shared, State, VcpuPhase, VmExit};
 use super::BootSetup;
+use crate::device::{Change, MachineRequest};
 
 ioctl_iow_nr!(KVM_INTERRUPT, KVMIO, 0x86, kvm_interrupt);
 
@@ -85,8 +85,8 @@ pub struct VcpuStats {
     pub exits: [u64; ExitKind::ALL.len()],
     /// Interrupts injected per IRQ line 0-15.
     pub injected: [u64; 16],
-    /// Injected vectors that map to no IRQ line (PIC not initialised).
-    pub injected_unmapped: u64,
+    /// Spurious vectors injected (IRQ 7 or 15 with no request behind it).
+    pub injected_spurious: u64,
 }
 
 impl VcpuStats {
@@ -107,7 +107,7 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
     {
         let mut state = shared.lock();
         // SAFETY: pthread_self has no preconditions.
-        state.vcpu_thread = Some(unsafe { libc::pthread_self() });
+        state.run.vcpu_thread = Some(unsafe { libc::pthread_self() });
     }
     // Withdraws the kick target however this function is left, a panic
     // included: once the thread is joined its id is dangling, and a kick
@@ -123,22 +123,22 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
     let crash = vcpu_loop.run();
     let mut state = shared.lock();
     // Withdraw the kick target before the VM's exit wakes anyone.
-    state.vcpu_thread = None;
-    state.vcpu_phase = VcpuPhase::Outside;
+    state.run.vcpu_thread = None;
+    state.run.vcpu_phase = VcpuPhase::Outside;
     if let Some(exit) = crash {
         shared.request_exit(&mut state, exit);
     }
     stats
 }
 
-/// Clears [`State::vcpu_thread`] when dropped (see [`run`]).
+/// Clears [`super::state::RunControl::vcpu_thread`] when dropped (see [`run`]).
 struct WithdrawKickTarget<'a>(&'a Shared);
 
 impl Drop for WithdrawKickTarget<'_> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
-        state.vcpu_thread = None;
-        state.vcpu_phase = VcpuPhase::Outside;
+        state.run.vcpu_thread = None;
+        state.run.vcpu_phase = VcpuPhase::Outside;
     }
 }
 
@@ -185,12 +185,12 @@ impl VcpuLoop<'_> {
         loop {
             // Park while paused, or halted with nothing to wake the guest.
             loop {
-                if state.exit.is_some() {
+                if state.run.stopped() {
                     return None;
                 }
                 // Before the pause check: a stopped VM is reset and stays
                 // stopped, as with QEMU's system_reset.
-                if let Some(cause) = state.reset_request.take() {
+                if let Some(cause) = state.run.reset_request.take() {
                     if let Err(error) = self.reset(&mut state) {
                         let what = format!("the machine reset failed: {error}");
                         return crash(ExitReason::Crash(what));
@@ -208,11 +208,11 @@ impl VcpuLoop<'_> {
                     state = shared.lock();
                     continue;
                 }
-                let wakes_guest = self.if_flag() && state.devices.pic.interrupt_pending();
-                if !state.paused && (!halted || wakes_guest) {
+                let wakes_guest = self.if_flag() && state.platform.interrupt_pending();
+                if !state.run.paused && (!halted || wakes_guest) {
                     break;
                 }
-                state.vcpu_phase = VcpuPhase::Waiting;
+                state.run.vcpu_phase = VcpuPhase::Waiting;
                 state = shared
                     .vcpu_wake
                     .wait(state)
@@ -223,7 +223,7 @@ impl VcpuLoop<'_> {
                 let what = format!("KVM_INTERRUPT failed: {error}");
                 return crash(self.describe(ExitReason::Crash(what)));
             }
-            state.vcpu_phase = VcpuPhase::InGuest;
+            state.run.vcpu_phase = VcpuPhase::InGuest;
             drop(state);
 
             let result = self.vcpu.run();
@@ -236,46 +236,27 @@ impl VcpuLoop<'_> {
                 usize::from(unsafe { addr_of!((*self.run).__bindgen_anon_1.io).read().size });
 
             state = shared.lock();
-            state.vcpu_phase = VcpuPhase::Outside;
+            state.run.vcpu_phase = VcpuPhase::Outside;
             let mut fatal = None;
             match result {
                 Ok(VcpuExit::IoIn(port, data)) => {
                     self.stats.count(ExitKind::IoIn);
+                    let mut change = Change::NONE;
                     for chunk in data.chunks_mut(io_size.max(1)) {
-                        let effects = state.devices.pio_read(port, chunk);
-                        if effects.keyboard_consumed {
-                            shared.events.notify_all();
-                        }
+                        change = change.then(state.platform.pio_read(port, chunk));
+                    }
+                    if self.act_on(&mut state, change) {
+                        continue;
                     }
                 }
                 Ok(VcpuExit::IoOut(port, data)) => {
                     self.stats.count(ExitKind::IoOut);
+                    let mut change = Change::NONE;
                     for chunk in data.chunks(io_size.max(1)) {
-                        let effects = state.devices.pio_write(port, chunk);
-                        if effects.timer_changed {
-                            shared.wake_timer();
-                        }
-                        if effects.keyboard_consumed {
-                            shared.events.notify_all();
-                        }
+                        change = change.then(state.platform.pio_write(port, chunk));
                     }
-                    if let Some(request) = state.devices.take_guest_request() {
-                        let exit = match request {
-                            GuestRequest::Exit(value) => VmExit {
-                                status: (value & 0xff) as i32,
-                                reason: ExitReason::GuestExit(value),
-                            },
-                            GuestRequest::Reset if !self.boot.no_reboot => {
-                                // Carried out at the top of the loop.
-                                state.reset_request.get_or_insert(ResetCause::Guest);
-                                continue;
-                            }
-                            GuestRequest::Reset => VmExit {
-                                status: 0,
-                                reason: ExitReason::GuestReset,
-                            },
-                        };
-                        shared.request_exit(&mut state, exit);
+                    if self.act_on(&mut state, change) {
+                        continue;
                     }
                 }
                 Ok(VcpuExit::Hlt) => {
@@ -335,16 +316,47 @@ impl VcpuLoop<'_> {
         }
     }
 
+    /// Acts on what a guest port access changed: wakes the time service if
+    /// a deadline moved and input waiters if input was consumed; a guest
+    /// request stops the VM, or asks for a reset (then returns true: the
+    /// caller goes straight back to the top of its loop, which carries it
+    /// out before the next `KVM_RUN`).
+    fn act_on(&self, state: &mut State, change: Change) -> bool {
+        if change.deadline_moved {
+            self.shared.wake_timer();
+        }
+        if change.input_consumed {
+            self.shared.events.notify_all();
+        }
+        let exit = match change.request {
+            None => return false,
+            Some(MachineRequest::Exit(value)) => VmExit {
+                status: (value & 0xff) as i32,
+                reason: ExitReason::GuestExit(value),
+            },
+            Some(MachineRequest::Reset) if !self.boot.no_reboot => {
+                state.run.reset_request.get_or_insert(ResetCause::Guest);
+                return true;
+            }
+            Some(MachineRequest::Reset) => VmExit {
+                status: 0,
+                reason: ExitReason::GuestReset,
+            },
+        };
+        self.shared.request_exit(state, exit);
+        false
+    }
+
     /// A full machine reset, under the machine lock, outside `KVM_RUN`:
     /// devices to power-on, kernel and boot data reloaded, the vCPU back to
     /// its power-on state and at the PVH entry, no interrupt window
     /// requested. The timer thread is told (it re-arms from the new PIT), and
     /// waiters of [`super::VmHandle::reset`] are woken.
     fn reset(&mut self, state: &mut State) -> Result<(), super::Error> {
-        state.devices.reset();
+        state.platform.reset();
         self.set_request_interrupt_window(false);
         self.boot.apply(self.vcpu)?;
-        state.resets_done += 1;
+        state.run.resets_done += 1;
         self.shared.wake_timer();
         self.shared.events.notify_all();
         Ok(())
@@ -369,9 +381,10 @@ impl VcpuLoop<'_> {
     /// Injects the PIC's interrupt if the guest can take it now, and asks
     /// for an interrupt-window exit if one is (still) pending.
     fn inject(&mut self, state: &mut State) -> Result<(), std::io::Error> {
-        let devices = &mut state.devices;
-        if devices.pic.interrupt_pending() && self.ready_for_injection() && self.if_flag() {
-            let (vector, line) = devices.acknowledge();
+        let platform = &mut state.platform;
+        if platform.interrupt_pending() && self.ready_for_injection() && self.if_flag() {
+            let acknowledged = platform.acknowledge();
+            let vector = acknowledged.vector;
             let request = kvm_interrupt {
                 irq: u32::from(vector),
             };
@@ -381,13 +394,14 @@ impl VcpuLoop<'_> {
             if ret < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            log::trace!("injected vector {vector} (irq {line:?})");
-            match line {
-                Some(line) => self.stats.injected[usize::from(line)] += 1,
-                None => self.stats.injected_unmapped += 1,
+            log::trace!("injected vector {vector} (irq {})", acknowledged.line);
+            if acknowledged.spurious {
+                self.stats.injected_spurious += 1;
+            } else {
+                self.stats.injected[usize::from(acknowledged.line)] += 1;
             }
         }
-        self.set_request_interrupt_window(devices.pic.interrupt_pending());
+        self.set_request_interrupt_window(platform.interrupt_pending());
         Ok(())
     }
 }
