@@ -81,6 +81,37 @@ fn boot_test_passes() {
     assert!(stdout.contains(boot::BANNER));
 }
 
+/// `--stats` shows where the vCPU thread's time went and KVM's own
+/// counters for the vCPU (`KVM_GET_STATS_FD`, which the kernels of this
+/// project's machines offer): every guest port access is a KVM exit, so
+/// KVM's exit count is at least the VMM's I/O exit count.
+#[test]
+fn stats_show_kvm_counters_and_vcpu_time() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--cmdline", "test=boot", "--timeout", "20", "--stats"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(
+        status,
+        Some(i32::from(exit::TEST_PASSED)),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stderr.contains("s in KVM_RUN,"), "{stderr}");
+    let counter = |name: &str| -> Option<u64> {
+        stderr.lines().find_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some(name)).then(|| words.next()?.parse().ok())?
+        })
+    };
+    let kvm_exits = counter("exits").unwrap_or_else(|| panic!("no KVM exits counter:\n{stderr}"));
+    let io = counter("io-in").unwrap_or(0) + counter("io-out").unwrap_or(0);
+    assert!(
+        io > 0 && kvm_exits >= io,
+        "KVM exits {kvm_exits}, I/O exits {io}:\n{stderr}"
+    );
+    assert!(counter("irq_injections").unwrap_or(0) > 0, "{stderr}");
+}
+
 #[test]
 fn idle_shell_stops_at_timeout_with_124() {
     require_kvm();

@@ -8,6 +8,7 @@ mod console;
 mod cpu;
 mod handle;
 mod kick;
+mod kvm_stats;
 pub mod memory;
 mod platform;
 mod state;
@@ -158,6 +159,22 @@ impl RunReport {
                 "    {:<16} {}",
                 "spurious", self.vcpu.injected_spurious
             );
+        }
+        let vcpu = &self.vcpu;
+        let _ = writeln!(
+            out,
+            "  vcpu thread: {:.3} s in KVM_RUN, {:.3} s in the VMM, {:.3} s parked (halted or paused)",
+            vcpu.in_kvm_run.as_secs_f64(),
+            vcpu.in_vmm.as_secs_f64(),
+            vcpu.parked.as_secs_f64()
+        );
+        if vcpu.kvm.is_empty() {
+            let _ = writeln!(out, "  kvm counters: not offered by this host kernel");
+        } else {
+            let _ = writeln!(out, "  kvm counters (KVM_GET_STATS_FD, non-zero):");
+            for (name, value) in vcpu.kvm.iter().filter(|(_, value)| *value > 0) {
+                let _ = writeln!(out, "    {name:<24} {value}");
+            }
         }
         let p = &self.platform;
         let _ = writeln!(

@@ -19,6 +19,7 @@
 //!   after the clear leaves `immediate_exit` set, so the next `KVM_RUN`
 //!   returns at once. Either way no interrupt waits for an unrelated exit.
 use std::ptr::{addr_of, addr_of_mut};
+use std::time::{Duration, Instant};
 
 use kvm_bindings::{kvm_interrupt, kvm_run, KVMIO};
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -26,6 +27,7 @@ use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
 use super::kick::ImmediateExitGuard;
+use super::kvm_stats::KvmStats;
 use super::state::{ExitReason, ResetCause, Shared, State, VcpuPhase, VmExit};
 use super::BootSetup;
 use crate::device::{Change, MachineRequest};
@@ -87,6 +89,18 @@ pub struct VcpuStats {
     pub injected: [u64; 16],
     /// Spurious vectors injected (IRQ 7 or 15 with no request behind it).
     pub injected_spurious: u64,
+    /// Wall time inside `KVM_RUN`: the guest running (under `kvm_pvm`, KVM's
+    /// instruction emulator running it).
+    pub in_kvm_run: Duration,
+    /// Wall time the vCPU thread spent in the VMM between `KVM_RUN`s:
+    /// handling exits, injecting, taking the lock (parking excluded).
+    pub in_vmm: Duration,
+    /// Wall time parked outside `KVM_RUN`: the guest halted with nothing to
+    /// deliver, or the VM paused.
+    pub parked: Duration,
+    /// KVM's own cumulative counters for this vCPU at the end of the run
+    /// (name, value), when the host kernel offers binary statistics.
+    pub kvm: Vec<(String, u64)>,
 }
 
 impl VcpuStats {
@@ -113,6 +127,9 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
     // included: once the thread is joined its id is dangling, and a kick
     // (`pthread_kill`) to it would be undefined behaviour.
     let _withdraw = WithdrawKickTarget(shared);
+    let kvm_stats = KvmStats::open(&vcpu)
+        .map_err(|error| log::debug!("no KVM binary statistics: {error}"))
+        .ok();
     let mut vcpu_loop = VcpuLoop {
         shared,
         boot,
@@ -121,6 +138,12 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
         stats: &mut stats,
     };
     let crash = vcpu_loop.run();
+    if let Some(kvm_stats) = kvm_stats {
+        match kvm_stats.counters() {
+            Ok(counters) => stats.kvm = counters,
+            Err(error) => log::debug!("cannot read KVM's statistics: {error}"),
+        }
+    }
     let mut state = shared.lock();
     // Withdraw the kick target before the VM's exit wakes anyone.
     state.run.vcpu_thread = None;
@@ -181,6 +204,8 @@ impl VcpuLoop<'_> {
     fn run(&mut self) -> Option<VmExit> {
         let shared = self.shared;
         let mut halted = false;
+        // Where the thread's time goes: each stretch ends at the next mark.
+        let mut mark = Instant::now();
         let mut state = shared.lock();
         loop {
             // Park while paused, or halted with nothing to wake the guest.
@@ -213,10 +238,14 @@ impl VcpuLoop<'_> {
                     break;
                 }
                 state.run.vcpu_phase = VcpuPhase::Waiting;
+                let parking = Instant::now();
+                self.stats.in_vmm += parking - mark;
                 state = shared
                     .vcpu_wake
                     .wait(state)
                     .unwrap_or_else(|p| p.into_inner());
+                mark = Instant::now();
+                self.stats.parked += mark - parking;
             }
             halted = false;
             if let Err(error) = self.inject(&mut state) {
@@ -226,7 +255,11 @@ impl VcpuLoop<'_> {
             state.run.vcpu_phase = VcpuPhase::InGuest;
             drop(state);
 
+            let entry = Instant::now();
+            self.stats.in_vmm += entry - mark;
             let result = self.vcpu.run();
+            mark = Instant::now();
+            self.stats.in_kvm_run += mark - entry;
             // SAFETY: `run` is valid; volatile because the kick handler
             // writes it asynchronously. Must precede taking the lock.
             unsafe { addr_of_mut!((*self.run).immediate_exit).write_volatile(0) };
