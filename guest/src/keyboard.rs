@@ -19,7 +19,9 @@ use futures_util::task::AtomicWaker;
 use pc_keyboard::{
     layouts::Us104Key, DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1,
 };
+use shared::i8042::{self, command_byte, interface_test, status, Command};
 use shared::ports::{I8042_COMMAND, I8042_DATA};
+use shared::ps2::{self, reply};
 use spin::Once;
 use x86_64::instructions::port::Port;
 
@@ -39,22 +41,17 @@ pub fn init_queue() {
     QUEUE.call_once(|| ArrayQueue::new(QUEUE_CAPACITY + 1));
 }
 
-// i8042 status register bits.
-const STATUS_OUTPUT_FULL: u8 = 1 << 0;
-const STATUS_INPUT_FULL: u8 = 1 << 1;
-const STATUS_AUX_DATA: u8 = 1 << 5;
-
 /// IRQ1: one byte from the controller into the queue.
 pub fn on_interrupt() {
     stats::KEYBOARD_IRQS.inc();
     // SAFETY: reading the i8042 status and data ports.
     let status = unsafe { Port::<u8>::new(I8042_COMMAND).read() };
-    if status & STATUS_OUTPUT_FULL == 0 {
+    if status & status::OBF == 0 {
         return; // nothing to read (the byte was taken already)
     }
     // SAFETY: as above.
     let byte = unsafe { Port::<u8>::new(I8042_DATA).read() };
-    if status & STATUS_AUX_DATA != 0 {
+    if status & status::AUX_OBF != 0 {
         return; // a mouse byte: the aux port is disabled, so not ours
     }
     stats::SCANCODES.inc();
@@ -184,27 +181,6 @@ impl Decoder {
 // ---------------------------------------------------------------------------
 // The i8042 controller driver.
 
-const CMD_READ_CONFIG: u8 = 0x20;
-const CMD_WRITE_CONFIG: u8 = 0x60;
-const CMD_DISABLE_AUX: u8 = 0xA7;
-const CMD_SELF_TEST: u8 = 0xAA;
-const CMD_TEST_KBD_PORT: u8 = 0xAB;
-const CMD_DISABLE_KBD: u8 = 0xAD;
-const CMD_ENABLE_KBD: u8 = 0xAE;
-
-const CONFIG_KBD_IRQ: u8 = 1 << 0;
-const CONFIG_AUX_IRQ: u8 = 1 << 1;
-const CONFIG_KBD_CLOCK_OFF: u8 = 1 << 4;
-const CONFIG_AUX_CLOCK_OFF: u8 = 1 << 5;
-const CONFIG_TRANSLATE: u8 = 1 << 6;
-
-const KBD_RESET: u8 = 0xFF;
-const KBD_SET_SCANCODE_SET: u8 = 0xF0;
-const KBD_ENABLE_SCANNING: u8 = 0xF4;
-const KBD_ACK: u8 = 0xFA;
-const KBD_RESEND: u8 = 0xFE;
-const KBD_BAT_OK: u8 = 0xAA;
-
 /// Milliseconds to wait for the controller or keyboard to answer.
 const TIMEOUT_MS: u64 = 50;
 /// The keyboard's self-test after reset may take much longer.
@@ -246,22 +222,22 @@ impl Controller {
         }
     }
 
-    fn write_command(&mut self, command: u8) -> Result<(), Timeout> {
-        self.wait(TIMEOUT_MS, |s| s & STATUS_INPUT_FULL == 0)?;
+    fn write_command(&mut self, command: Command) -> Result<(), Timeout> {
+        self.wait(TIMEOUT_MS, |s| s & status::IBF == 0)?;
         // SAFETY: controller command port.
-        unsafe { self.status.write(command) };
+        unsafe { self.status.write(command as u8) };
         Ok(())
     }
 
     fn write_data(&mut self, byte: u8) -> Result<(), Timeout> {
-        self.wait(TIMEOUT_MS, |s| s & STATUS_INPUT_FULL == 0)?;
+        self.wait(TIMEOUT_MS, |s| s & status::IBF == 0)?;
         // SAFETY: controller data port.
         unsafe { self.data.write(byte) };
         Ok(())
     }
 
     fn read_data(&mut self, timeout_ms: u64) -> Result<u8, Timeout> {
-        self.wait(timeout_ms, |s| s & STATUS_OUTPUT_FULL != 0)?;
+        self.wait(timeout_ms, |s| s & status::OBF != 0)?;
         // SAFETY: controller data port.
         Ok(unsafe { self.data.read() })
     }
@@ -269,7 +245,7 @@ impl Controller {
     /// Discards whatever the output buffer holds.
     fn flush(&mut self) {
         for _ in 0..64 {
-            if self.status() & STATUS_OUTPUT_FULL == 0 {
+            if self.status() & status::OBF == 0 {
                 return;
             }
             // SAFETY: controller data port.
@@ -283,13 +259,13 @@ impl Controller {
     }
 
     /// A controller command with a one-byte answer.
-    fn query(&mut self, command: u8) -> Result<u8, Timeout> {
+    fn query(&mut self, command: Command) -> Result<u8, Timeout> {
         self.write_command(command)?;
         self.read_data(TIMEOUT_MS)
     }
 
     fn write_config(&mut self, config: u8) -> Result<(), Timeout> {
-        self.write_command(CMD_WRITE_CONFIG)?;
+        self.write_command(Command::WriteCommandByte)?;
         self.write_data(config)
     }
 
@@ -300,13 +276,13 @@ impl Controller {
                 return Err(0);
             }
             match self.read_data(TIMEOUT_MS) {
-                Ok(KBD_ACK) => return Ok(()),
-                Ok(KBD_RESEND) => continue,
+                Ok(reply::ACK) => return Ok(()),
+                Ok(reply::RESEND) => continue,
                 Ok(other) => return Err(other),
                 Err(Timeout) => return Err(0),
             }
         }
-        Err(KBD_RESEND)
+        Err(reply::RESEND)
     }
 }
 
@@ -328,52 +304,55 @@ pub fn init_controller() -> bool {
         return false;
     }
     // Quiet both ports, so nothing arrives while we talk to the controller.
-    if c.write_command(CMD_DISABLE_KBD).is_err() {
+    if c.write_command(Command::DisableKeyboard).is_err() {
         println!("i8042: controller does not accept commands; keyboard disabled");
         return false;
     }
-    let _ = c.write_command(CMD_DISABLE_AUX);
+    let _ = c.write_command(Command::DisableAux);
     c.flush();
 
-    let mut config = match c.query(CMD_READ_CONFIG) {
+    let mut config = match c.query(Command::ReadCommandByte) {
         Ok(config) => config,
         Err(Timeout) => {
             c.warn(format_args!("no answer to read-config; assuming defaults"));
-            CONFIG_KBD_CLOCK_OFF | CONFIG_AUX_CLOCK_OFF
+            command_byte::KBD_DISABLE | command_byte::AUX_DISABLE
         }
     };
     // No interrupts and no translation while we test and set up.
-    config &= !(CONFIG_KBD_IRQ | CONFIG_AUX_IRQ | CONFIG_TRANSLATE);
+    config &= !(command_byte::KBD_INT | command_byte::AUX_INT | command_byte::XLATE);
     if c.write_config(config).is_err() {
         c.warn(format_args!("write-config timed out"));
     }
 
-    match c.query(CMD_SELF_TEST) {
-        Ok(0x55) => {}
+    match c.query(Command::SelfTest) {
+        Ok(i8042::SELF_TEST_PASSED) => {}
         Ok(other) => c.warn(format_args!(
-            "controller self-test returned {other:#04x}, expected 0x55"
+            "controller self-test returned {other:#04x}, expected {:#04x}",
+            i8042::SELF_TEST_PASSED
         )),
         Err(Timeout) => c.warn(format_args!("controller self-test timed out")),
     }
     // Some controllers reset themselves during the self-test.
     let _ = c.write_config(config);
 
-    match c.query(CMD_TEST_KBD_PORT) {
-        Ok(0x00) => {}
+    match c.query(Command::TestKeyboard) {
+        Ok(interface_test::OK) => {}
         Ok(other) => c.warn(format_args!(
-            "keyboard port test returned {other:#04x}, expected 0x00"
+            "keyboard port test returned {other:#04x}, expected {:#04x}",
+            interface_test::OK
         )),
         Err(Timeout) => c.warn(format_args!("keyboard port test timed out")),
     }
-    if c.write_command(CMD_ENABLE_KBD).is_err() {
+    if c.write_command(Command::EnableKeyboard).is_err() {
         c.warn(format_args!("enable-keyboard timed out"));
     }
 
-    match c.keyboard_command(KBD_RESET) {
+    match c.keyboard_command(ps2::Command::Reset as u8) {
         Ok(()) => match c.read_data(RESET_TIMEOUT_MS) {
-            Ok(KBD_BAT_OK) => {}
+            Ok(reply::SELF_TEST_PASSED) => {}
             Ok(other) => c.warn(format_args!(
-                "keyboard self-test returned {other:#04x}, expected 0xaa"
+                "keyboard self-test returned {other:#04x}, expected {:#04x}",
+                reply::SELF_TEST_PASSED
             )),
             Err(Timeout) => c.warn(format_args!("keyboard self-test timed out")),
         },
@@ -383,8 +362,8 @@ pub fn init_controller() -> bool {
     }
     // Set 2 from the keyboard; the controller translates it to set 1.
     if let Err(answer) = c
-        .keyboard_command(KBD_SET_SCANCODE_SET)
-        .and_then(|()| c.keyboard_command(2))
+        .keyboard_command(ps2::Command::ScancodeSet as u8)
+        .and_then(|()| c.keyboard_command(ps2::SCANCODE_SET_2))
     {
         c.warn(format_args!(
             "set scancode set 2 not acknowledged ({answer:#04x})"
@@ -392,22 +371,22 @@ pub fn init_controller() -> bool {
     }
     // Translation on before scanning starts, so the first key is already
     // set 1; the IRQ stays off while we poll for the ACK.
-    config |= CONFIG_TRANSLATE | CONFIG_AUX_CLOCK_OFF;
-    config &= !(CONFIG_KBD_CLOCK_OFF | CONFIG_KBD_IRQ | CONFIG_AUX_IRQ);
+    config |= command_byte::XLATE | command_byte::AUX_DISABLE;
+    config &= !(command_byte::KBD_DISABLE | command_byte::KBD_INT | command_byte::AUX_INT);
     if c.write_config(config).is_err() {
         c.warn(format_args!("write-config timed out"));
     }
     // Last keyboard command: from here on the keyboard sends keys (our VMM
     // holds keys typed during boot until this F4). Nothing after it may flush
     // the output buffer: a byte there now is a key.
-    if let Err(answer) = c.keyboard_command(KBD_ENABLE_SCANNING) {
+    if let Err(answer) = c.keyboard_command(ps2::Command::EnableScanning as u8) {
         c.warn(format_args!(
             "enable scanning not acknowledged ({answer:#04x})"
         ));
     }
     // A key byte already waiting raises IRQ1 now (a rising edge the PIC keeps
     // until IRQ1 is unmasked).
-    config |= CONFIG_KBD_IRQ;
+    config |= command_byte::KBD_INT;
     if c.write_config(config).is_err() {
         c.warn(format_args!("final write-config timed out"));
     }

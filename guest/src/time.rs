@@ -5,12 +5,18 @@
 //! (1 ms per tick would lose 0.015%, 1.3 s a day).
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use shared::pit::{control_word, Access, Mode, Select};
 use shared::ports::{PIT_CHANNEL0, PIT_COMMAND};
 use shared::time::{PIT_FREQUENCY_HZ, TIMER_RELOAD};
 use x86_64::instructions::port::Port;
 
-/// PIT command: channel 0, access lobyte/hibyte, mode 2 (rate generator), binary.
-const PIT_CH0_LOHI_MODE2: u8 = 0b0011_0100;
+/// Channel 0 as a binary rate generator, reload written low byte first.
+const TIMER_CONTROL_WORD: u8 = control_word(
+    Select::Channel0,
+    Access::LowHigh,
+    Mode::RateGenerator,
+    false,
+);
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
@@ -19,7 +25,7 @@ pub fn init() {
     let [low, high] = TIMER_RELOAD.to_le_bytes();
     // SAFETY: the standard PIT ports; only channel 0 is touched.
     unsafe {
-        Port::<u8>::new(PIT_COMMAND).write(PIT_CH0_LOHI_MODE2);
+        Port::<u8>::new(PIT_COMMAND).write(TIMER_CONTROL_WORD);
         let mut data = Port::<u8>::new(PIT_CHANNEL0);
         data.write(low);
         data.write(high);

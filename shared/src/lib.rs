@@ -5,6 +5,9 @@
 //! Nothing in this list may be defined a second time elsewhere.
 #![no_std]
 
+pub mod i8042;
+pub mod pit;
+pub mod ps2;
 pub mod rtc;
 
 /// Legacy PC I/O ports.
