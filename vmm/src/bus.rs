@@ -1,9 +1,10 @@
 //! Port I/O bus: maps guest port ranges to devices.
 //!
-//! Ranges are registered once at machine creation, kept sorted and looked up
-//! by binary search (a handful of entries: a few comparisons per access).
-//! The bus names the device and the offset inside its range; dispatching is
-//! the machine's job, so devices stay plain state machines.
+//! Ranges are registered once at machine creation (the port map in
+//! `vm::platform`), kept sorted and looked up by binary search (a handful of
+//! entries: a few comparisons per access). The bus names what sits at a
+//! port (`T`, a small `Copy` value) and the offset inside its range; the
+//! platform turns that into a call of the device's `PortDevice` methods.
 use std::fmt;
 
 /// A range of ports overlaps one already registered.
