@@ -109,7 +109,7 @@ pub enum Error {
     VcpuSetup(#[from] cpu::SetupError),
     /// Two devices of the port map claim the same port (a bug in the map).
     #[error("the machine's port map is invalid: {0}")]
-    PortMap(crate::bus::OverlapError),
+    PortMap(platform::PortMapError),
     /// A host resource (thread, eventfd, timerfd, signal handler) failed.
     #[error("{0}: {1}")]
     Host(&'static str, std::io::Error),

@@ -54,6 +54,22 @@ pub struct PlatformStats {
     pub resets: u64,
 }
 
+/// The port map cannot be built as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortMapError {
+    /// Two devices claim the same port.
+    #[error(transparent)]
+    Overlap(#[from] OverlapError),
+    /// A row names a device that was never attached.
+    #[error("port range {base:#x}+{len} names a device that is not in the map")]
+    UnknownDevice {
+        /// First port of the row.
+        base: u16,
+        /// Number of ports in the row.
+        len: u16,
+    },
+}
+
 /// A device in the port map: the interrupt controller, or the `n`th device
 /// attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +105,7 @@ fn pc_port_map(
     platform: &mut Platform,
     clock: &MonotonicClock,
     serial: SerialOutput,
-) -> Result<(), OverlapError> {
+) -> Result<(), PortMapError> {
     use DeviceId::InterruptController as Pic;
     //                          base                       ports                         device                     interrupt lines
     platform.map(              ports::PIC_MASTER_COMMAND, 2,                            Pic)?;
@@ -127,7 +143,7 @@ impl Platform {
     /// The PC's devices ([`pc_port_map`]) in their power-on state. Devices
     /// that keep time count on `clock`, which the caller keeps a clone of to
     /// turn deadlines into host timers. COM1 transmits to `serial`.
-    pub fn pc(clock: &MonotonicClock, serial: SerialOutput) -> Result<Self, OverlapError> {
+    pub fn pc(clock: &MonotonicClock, serial: SerialOutput) -> Result<Self, PortMapError> {
         let mut platform = Self::empty();
         pc_port_map(&mut platform, clock, serial)?;
         Ok(platform)
@@ -154,7 +170,7 @@ impl Platform {
         len: u16,
         device: impl PortDevice,
         lines: &[u8],
-    ) -> Result<DeviceId, OverlapError> {
+    ) -> Result<DeviceId, PortMapError> {
         let id = DeviceId::Device(self.devices.len());
         let mut pins = [None; MAX_IRQ_PINS];
         for (pin, &line) in pins.iter_mut().zip(lines) {
@@ -178,16 +194,16 @@ impl Platform {
 
     /// Adds `len` ports at `base` to `device`, already in the map (the
     /// interrupt controller's first range makes 0x20 its base).
-    pub fn map(&mut self, base: u16, len: u16, device: DeviceId) -> Result<(), OverlapError> {
+    pub fn map(&mut self, base: u16, len: u16, device: DeviceId) -> Result<(), PortMapError> {
         let device_base = match device {
             DeviceId::InterruptController => ports::PIC_MASTER_COMMAND,
             DeviceId::Device(index) => match self.devices.get(index) {
                 Some(attached) => attached.base,
-                None => return Err(OverlapError { base, len }),
+                None => return Err(PortMapError::UnknownDevice { base, len }),
             },
         };
         let delta = base.wrapping_sub(device_base);
-        self.bus.insert(base, len, Window { device, delta })
+        Ok(self.bus.insert(base, len, Window { device, delta })?)
     }
 
     /// The first attached device of type `D`, for host-side events.
@@ -529,7 +545,10 @@ mod tests {
     fn a_second_device_on_taken_ports_is_refused() {
         let mut platform = pc();
         assert!(platform.attach(0x3fc, 2, DebugExit::new(), &[]).is_err());
-        assert!(platform.map(0x60, 1, DeviceId::Device(99)).is_err());
+        assert_eq!(
+            platform.map(0x80, 1, DeviceId::Device(99)),
+            Err(PortMapError::UnknownDevice { base: 0x80, len: 1 })
+        );
     }
 
     #[test]
