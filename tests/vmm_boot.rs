@@ -81,6 +81,45 @@ fn boot_test_passes() {
     assert!(stdout.contains(boot::BANNER));
 }
 
+/// 32-bit code: `cpuid` with `eax = leaf`, then the bits `shift..shift+8`
+/// of EAX out to the debug-exit port.
+fn cpuid_eax_byte(leaf: u32, shift: u8) -> Vec<u8> {
+    let mut code = vec![0xb8]; // mov eax, leaf
+    code.extend_from_slice(&leaf.to_le_bytes());
+    code.extend_from_slice(&[0x31, 0xc9, 0x0f, 0xa2]); // xor ecx, ecx; cpuid
+    code.extend_from_slice(&[0xc1, 0xe8, shift]); // shr eax, shift
+    code.extend_from_slice(&[0xe6, 0xf4, 0xf4, 0xeb, 0xfd]); // out 0xf4, al; hlt
+    code
+}
+
+/// The guest finds the TSC frequency in the hypervisor timing leaf
+/// 0x40000010 (announced by leaf 0x40000000), equal to what KVM runs the
+/// vCPU's TSC at (`KVM_GET_TSC_KHZ`), so it needs no calibration.
+#[test]
+fn cpuid_timing_leaf_gives_the_tsc_frequency() {
+    require_kvm();
+    let kvm = kvm_ioctls::Kvm::new().unwrap();
+    let vm = kvm.create_vm().unwrap();
+    let khz = vm.create_vcpu(0).unwrap().get_tsc_khz().unwrap();
+    let leaf_byte = |name: &str, leaf: u32, shift: u8| {
+        let elf = write_temp(name, &tiny_elf(&cpuid_eax_byte(leaf, shift), true));
+        let mut command = vmm();
+        command.arg("--kernel").arg(&elf).args(["--timeout", "10"]);
+        let (status, _, stderr) = run(command, Duration::from_secs(20));
+        status.unwrap_or_else(|| panic!("no status; stderr:\n{stderr}"))
+    };
+    assert_eq!(leaf_byte("cpuid-max.elf", 0x4000_0000, 0), 0x10);
+    for shift in [0u8, 8, 16] {
+        let name = format!("cpuid-khz-{shift}.elf");
+        let expected = ((khz >> shift) & 0xff) as i32;
+        assert_eq!(
+            leaf_byte(&name, 0x4000_0010, shift),
+            expected,
+            "TSC {khz} kHz, bits {shift}+"
+        );
+    }
+}
+
 /// `--stats` shows where the vCPU thread's time went and KVM's own
 /// counters for the vCPU (`KVM_GET_STATS_FD`, which the kernels of this
 /// project's machines offer): every guest port access is a KVM exit, so

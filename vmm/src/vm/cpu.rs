@@ -1,8 +1,8 @@
 //! vCPU configuration: CPUID, the power-on state a reset returns to, and the
 //! PVH entry register state.
 use kvm_bindings::{
-    kvm_debugregs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_vcpu_events,
-    kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+    kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs,
+    kvm_vcpu_events, kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -16,21 +16,48 @@ const CPUID1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 /// CPUID.1:EDX bit: on-chip local APIC.
 const CPUID1_EDX_APIC: u32 = 1 << 9;
 
+/// KVM's hypervisor CPUID leaf: the highest hypervisor leaf (EAX) and the
+/// "KVMKVMKVM" signature.
+const CPUID_HYPERVISOR_BASE: u32 = 0x4000_0000;
+/// The hypervisor timing leaf (VMware's convention, which QEMU offers with
+/// `vmware-cpuid-freq`): EAX the TSC frequency in kHz, EBX the local APIC
+/// bus frequency in kHz (0: this machine has no APIC).
+pub const CPUID_TIMING_LEAF: u32 = 0x4000_0010;
+
 /// CR0.PE: protected mode.
 const CR0_PE: u64 = 1 << 0;
 /// CR0.ET: extension type (always 1 on 486 and later).
 const CR0_ET: u64 = 1 << 4;
 
 /// Gives the vCPU what KVM supports, minus the local APIC: this machine has
-/// none (no in-kernel irqchip), so advertising one would be a lie.
+/// none (no in-kernel irqchip), so advertising one would be a lie. Adds the
+/// hypervisor timing leaf with the vCPU's TSC frequency (`KVM_GET_TSC_KHZ`),
+/// so a guest can use the TSC as its clock without calibrating it against a
+/// slower device (an AMD host has no CPUID leaf 0x15).
 pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
     let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)?;
+    let tsc_khz = vcpu.get_tsc_khz().ok().filter(|&khz| khz > 0);
     for entry in cpuid.as_mut_slice() {
         if entry.function == 1 {
             entry.ecx &= !(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE);
             entry.edx &= !CPUID1_EDX_APIC;
             // Initial APIC ID (bits 31:24) of our single vCPU.
             entry.ebx &= 0x00ff_ffff;
+        }
+        if entry.function == CPUID_HYPERVISOR_BASE && tsc_khz.is_some() {
+            entry.eax = entry.eax.max(CPUID_TIMING_LEAF);
+        }
+    }
+    if let Some(khz) = tsc_khz {
+        let timing = kvm_cpuid_entry2 {
+            function: CPUID_TIMING_LEAF,
+            eax: khz,
+            ..Default::default()
+        };
+        // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
+        // guests then calibrate the TSC themselves.
+        if cpuid.push(timing).is_err() {
+            log::warn!("CPUID table full: no TSC frequency leaf for the guest");
         }
     }
     vcpu.set_cpuid2(&cpuid)
