@@ -156,6 +156,10 @@ pub mod output_port {
     pub const KBD_OBF: u8 = 0x10;
     /// Output buffer full with an aux byte.
     pub const AUX_OBF: u8 = 0x20;
+    /// Lines 2-3 (unused) and 6-7 (keyboard clock and data): they read as
+    /// ones when idle, so they are set in the power-on value (QEMU's
+    /// `KBD_OUT_ONES`).
+    pub const ONES: u8 = 0xCC;
 }
 
 /// Input port (P1) bits, read with [`Command::ReadInputPort`].
@@ -189,5 +193,13 @@ mod tests {
         let reset = Command::PulseReset as u8;
         assert!(PULSE.contains(&reset));
         assert_eq!(reset & PULSE_LINES_MASK & output_port::RESET, 0);
+    }
+
+    #[test]
+    fn output_port_ones_are_the_other_lines() {
+        use output_port::*;
+        let named = RESET | A20 | KBD_OBF | AUX_OBF;
+        assert_eq!(ONES & named, 0);
+        assert_eq!(ONES | named, 0xFF);
     }
 }

@@ -86,8 +86,15 @@ impl Command {
 
 /// The argument of [`Command::ScancodeSet`] that asks for the current set.
 pub const SCANCODE_SET_GET: u8 = 0;
+/// Scancode set 1 (the XT set, what the i8042's translation produces).
+pub const SCANCODE_SET_1: u8 = 1;
 /// Scancode set 2, every keyboard's default (the i8042 translates it to set 1).
 pub const SCANCODE_SET_2: u8 = 2;
+/// Scancode set 3 (one byte per key, `F0` breaks). The valid arguments of
+/// [`Command::ScancodeSet`] are [`SCANCODE_SET_GET`] and
+/// `SCANCODE_SET_1..=SCANCODE_SET_3`; the keyboard answers others with
+/// [`reply::RESEND`].
+pub const SCANCODE_SET_3: u8 = 3;
 
 /// Bytes the keyboard sends that are not scancodes.
 pub mod reply {
@@ -116,10 +123,15 @@ pub mod leds {
     pub const NUM_LOCK: u8 = 0x02;
     /// Caps Lock.
     pub const CAPS_LOCK: u8 = 0x04;
+    /// The bits that are LEDs; the keyboard ignores the others.
+    pub const MASK: u8 = SCROLL_LOCK | NUM_LOCK | CAPS_LOCK;
 }
 
 /// Typematic setting after reset: 10.9 characters/s, 500 ms delay.
 pub const TYPEMATIC_DEFAULT: u8 = 0x2B;
+/// The bits of a [`Command::SetTypematic`] argument: delay in bits 5-6,
+/// rate in bits 0-4; bit 7 must be 0 and is ignored.
+pub const TYPEMATIC_MASK: u8 = 0x7F;
 
 #[cfg(test)]
 mod tests {
@@ -144,5 +156,13 @@ mod tests {
         assert!(Command::ScancodeSet.takes_argument());
         assert!(!Command::EnableScanning.takes_argument());
         assert!(!Command::Reset.takes_argument());
+    }
+
+    #[test]
+    fn argument_masks() {
+        assert_eq!(leds::MASK, 0x07);
+        assert_eq!(TYPEMATIC_DEFAULT & TYPEMATIC_MASK, TYPEMATIC_DEFAULT);
+        assert!((SCANCODE_SET_1..=SCANCODE_SET_3).contains(&SCANCODE_SET_2));
+        assert!(!(SCANCODE_SET_1..=SCANCODE_SET_3).contains(&SCANCODE_SET_GET));
     }
 }

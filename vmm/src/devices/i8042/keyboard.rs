@@ -3,17 +3,12 @@
 //! replies, and the host key events it still has to send.
 use std::collections::VecDeque;
 
-use super::scancodes::*;
+use shared::ps2::{
+    leds, reply, Command, SCANCODE_SET_1, SCANCODE_SET_2, SCANCODE_SET_3, SCANCODE_SET_GET,
+    TYPEMATIC_DEFAULT, TYPEMATIC_MASK,
+};
 
-// Keyboard replies.
-pub(super) const KBD_ACK: u8 = 0xFA;
-pub(super) const KBD_RESEND: u8 = 0xFE;
-pub(super) const KBD_BAT_OK: u8 = 0xAA;
-pub(super) const KBD_ID: u8 = 0xAB;
-/// Second identify byte of an MF2 keyboard, untranslated.
-pub(super) const KBD_ID_MF2: u8 = 0x83;
-/// Typematic setting after reset: 10.9 characters/s, 500 ms delay.
-pub(super) const KBD_TYPEMATIC_DEFAULT: u8 = 0x2B;
+use super::scancodes::*;
 
 /// Modifier bits the keyboard tracks, because Pause and Print Screen send
 /// different sequences while modifiers are held (as QEMU does).
@@ -46,8 +41,8 @@ pub(super) struct Keyboard {
     /// The guest has enabled scanning explicitly (0xF4) at least once since
     /// power-on. Sticky: until a driver activated the keyboard, nobody listens.
     pub(super) activated: bool,
-    /// Command waiting for its argument byte (0xED, 0xF0, 0xF3, 0xFC).
-    pub(super) awaiting_arg: Option<u8>,
+    /// Command waiting for its argument byte (see [`Self::command`] for which).
+    pub(super) awaiting_arg: Option<Command>,
     /// Scanning enabled (0xF4; 0xF5 disables it; reset re-enables it).
     pub(super) scanning: bool,
     /// Scancode set, 1 to 3.
@@ -80,10 +75,10 @@ impl Keyboard {
             activated: false,
             awaiting_arg: None,
             scanning: true,
-            set: 2,
+            set: SCANCODE_SET_2,
             translate: false,
             leds: 0,
-            typematic: KBD_TYPEMATIC_DEFAULT,
+            typematic: TYPEMATIC_DEFAULT,
             modifiers: 0,
             last_sent: 0,
             sending: None,
@@ -130,9 +125,9 @@ impl Keyboard {
     /// keystrokes survive: they are host input we promised not to lose. The
     /// `activated` flag survives too: it records what the driver did.
     pub(super) fn set_defaults(&mut self) {
-        self.set = 2;
+        self.set = SCANCODE_SET_2;
         self.leds = 0;
-        self.typematic = KBD_TYPEMATIC_DEFAULT;
+        self.typematic = TYPEMATIC_DEFAULT;
         self.scanning = true;
     }
 
@@ -149,78 +144,100 @@ impl Keyboard {
             self.argument(cmd, value);
             return;
         }
-        match value {
-            0xED | 0xF0 | 0xF3 | 0xFC => {
-                self.awaiting_arg = Some(value);
-                self.reply(&[KBD_ACK]);
+        let Some(cmd) = Command::from_u8(value) else {
+            // QEMU acknowledges a zero byte as a harmless no-op; anything
+            // else unnamed is not understood.
+            let answer = if value == 0 {
+                reply::ACK
+            } else {
+                reply::RESEND
+            };
+            self.reply(&[answer]);
+            return;
+        };
+        match cmd {
+            // The commands with an argument QEMU accepts (not
+            // `Command::takes_argument`'s 0xFB and 0xFD, answered below).
+            Command::SetLeds
+            | Command::ScancodeSet
+            | Command::SetTypematic
+            | Command::KeyMakeBreak => {
+                self.awaiting_arg = Some(cmd);
+                self.reply(&[reply::ACK]);
             }
-            0xEE => self.reply(&[0xEE]),
-            0xF2 => {
+            Command::Echo => self.reply(&[reply::ECHO]),
+            Command::Identify => {
                 // An MF2 keyboard; the second ID byte goes through the
                 // controller's translation like any other byte.
                 let id2 = if self.translate {
-                    translate_byte(KBD_ID_MF2)
+                    translate_byte(reply::ID_MF2)
                 } else {
-                    KBD_ID_MF2
+                    reply::ID_MF2
                 };
-                self.reply(&[KBD_ACK, KBD_ID, id2]);
+                self.reply(&[reply::ACK, reply::ID, id2]);
             }
-            0xF4 => {
+            Command::EnableScanning => {
                 self.scanning = true;
                 self.activated = true;
-                self.reply(&[KBD_ACK]);
+                self.reply(&[reply::ACK]);
             }
-            0xF5 => {
+            Command::DisableScanning => {
                 self.set_defaults();
                 self.scanning = false;
-                self.reply(&[KBD_ACK]);
+                self.reply(&[reply::ACK]);
             }
-            0xF6 => {
+            Command::SetDefaults => {
                 self.set_defaults();
-                self.reply(&[KBD_ACK]);
+                self.reply(&[reply::ACK]);
             }
-            // "All keys typematic" (set 3) and QEMU's harmless no-op 0x00.
-            0xFA | 0x00 => self.reply(&[KBD_ACK]),
-            0xFE => {
+            // Set 3 modes are not modelled; QEMU acknowledges this one only.
+            Command::AllKeysTypematicMakeBreak => self.reply(&[reply::ACK]),
+            Command::Resend => {
                 let last = self.last_sent;
                 self.reply(&[last]);
             }
-            0xFF => {
+            Command::Reset => {
                 self.set_defaults();
-                self.reply(&[KBD_ACK, KBD_BAT_OK]);
+                self.reply(&[reply::ACK, reply::SELF_TEST_PASSED]);
             }
-            _ => self.reply(&[KBD_RESEND]),
+            // As QEMU: not understood.
+            Command::AllKeysTypematic
+            | Command::AllKeysMakeBreak
+            | Command::AllKeysMake
+            | Command::KeyTypematic
+            | Command::KeyMake => self.reply(&[reply::RESEND]),
         }
     }
 
     /// The argument byte of a two-byte keyboard command.
-    pub(super) fn argument(&mut self, cmd: u8, value: u8) {
+    pub(super) fn argument(&mut self, cmd: Command, value: u8) {
         match cmd {
-            0xF0 => match value {
-                0 => {
+            Command::ScancodeSet => match value {
+                SCANCODE_SET_GET => {
                     let set = if self.translate {
                         translate_byte(self.set)
                     } else {
                         self.set
                     };
-                    self.reply(&[KBD_ACK, set]);
+                    self.reply(&[reply::ACK, set]);
                 }
-                1..=3 => {
+                SCANCODE_SET_1..=SCANCODE_SET_3 => {
                     self.set = value;
-                    self.reply(&[KBD_ACK]);
+                    self.reply(&[reply::ACK]);
                 }
-                _ => self.reply(&[KBD_RESEND]),
+                _ => self.reply(&[reply::RESEND]),
             },
-            0xED => {
-                self.leds = value & 0x07;
-                self.reply(&[KBD_ACK]);
+            Command::SetLeds => {
+                self.leds = value & leds::MASK;
+                self.reply(&[reply::ACK]);
             }
-            0xF3 => {
-                self.typematic = value & 0x7F;
-                self.reply(&[KBD_ACK]);
+            Command::SetTypematic => {
+                self.typematic = value & TYPEMATIC_MASK;
+                self.reply(&[reply::ACK]);
             }
-            // 0xFC (set 3 per-key make/break) and anything else: acknowledged.
-            _ => self.reply(&[KBD_ACK]),
+            // KeyMakeBreak (set 3 per-key make/break, not modelled):
+            // acknowledged.
+            _ => self.reply(&[reply::ACK]),
         }
     }
 
@@ -250,12 +267,12 @@ impl Keyboard {
             self.modifiers &= !modifier;
         }
         let seq = match self.set {
-            3 => match set3_code(code) {
+            SCANCODE_SET_3 => match set3_code(code) {
                 Some(c) if down => Seq::from(&[c]),
                 Some(c) => Seq::from(&[0xF0, c]),
                 None => Seq::default(),
             },
-            1 => translate_seq(&self.set2_sequence(code, down)),
+            SCANCODE_SET_1 => translate_seq(&self.set2_sequence(code, down)),
             _ => self.set2_sequence(code, down),
         };
         if self.translate {

@@ -104,48 +104,15 @@ mod scancodes;
 #[cfg(test)]
 mod tests;
 
+use shared::i8042::{
+    command_byte, input_port, interface_test, output_port, status, Command, PULSE,
+    PULSE_LINES_MASK, RAM_INDEX_MASK, READ_RAM, SELF_TEST_PASSED, WRITE_RAM,
+};
 use shared::ports::{I8042_COMMAND, I8042_DATA};
+use shared::ps2::reply;
 
 use crate::device::{Change, IrqOutput, MachineRequest, PortDevice};
 use keyboard::*;
-
-// Status register (read of port 0x64).
-/// Output buffer full: a byte waits on port 0x60.
-const STATUS_OBF: u8 = 0x01;
-/// System flag: set by the self-test (or by command byte bit 2), as in QEMU.
-const STATUS_SYS: u8 = 0x04;
-/// The last write went to port 0x64 (a command), not to 0x60 (data).
-const STATUS_CMD: u8 = 0x08;
-/// Keyboard not inhibited by the keylock switch; we have no keylock.
-const STATUS_UNLOCKED: u8 = 0x10;
-/// The byte in the output buffer comes from the aux (mouse) port.
-const STATUS_AUX_OBF: u8 = 0x20;
-
-// Controller command byte (internal RAM byte 0).
-/// Keyboard bytes raise IRQ1.
-const CB_KBD_INT: u8 = 0x01;
-/// Aux bytes raise IRQ12.
-const CB_AUX_INT: u8 = 0x02;
-/// System flag, mirrored into the status register.
-const CB_SYS: u8 = 0x04;
-/// Keyboard interface disabled: keyboard bytes stay in the keyboard.
-const CB_KBD_DISABLE: u8 = 0x10;
-/// Aux interface disabled.
-const CB_AUX_DISABLE: u8 = 0x20;
-/// Translate the keyboard's set-2 bytes to set 1.
-const CB_XLATE: u8 = 0x40;
-
-// Output port (P2).
-/// Low means "hold the CPU in reset".
-const OUT_RESET: u8 = 0x01;
-/// Gate A20.
-const OUT_A20: u8 = 0x02;
-/// Output buffer full with a keyboard byte (reported on 0xD0 reads).
-const OUT_KBD_OBF: u8 = 0x10;
-/// Output buffer full with an aux byte.
-const OUT_AUX_OBF: u8 = 0x20;
-/// Lines with no function that read as ones (QEMU's power-on value).
-const OUT_ONES: u8 = 0xCC;
 
 /// A byte in the controller's output buffer, with where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,12 +186,12 @@ impl I8042 {
     /// keyboard scanning in set 2.
     pub fn new() -> Self {
         let mut ram = [0; 32];
-        ram[0] = CB_KBD_INT | CB_AUX_INT;
+        ram[0] = command_byte::KBD_INT | command_byte::AUX_INT;
         Self {
             ram,
             sys_flag: false,
             last_write_was_command: true,
-            output_port: OUT_RESET | OUT_A20 | OUT_ONES,
+            output_port: output_port::RESET | output_port::A20 | output_port::ONES,
             awaiting_data: None,
             output: None,
             last_output: 0,
@@ -245,7 +212,7 @@ impl I8042 {
         let mut s = Self::new();
         s.sys_flag = true;
         s.kbd.activated = true;
-        s.set_command_byte(CB_KBD_INT | CB_AUX_DISABLE | CB_XLATE);
+        s.set_command_byte(command_byte::KBD_INT | command_byte::AUX_DISABLE | command_byte::XLATE);
         s
     }
 
@@ -303,13 +270,13 @@ impl I8042 {
     /// Level of IRQ1: the output buffer holds a keyboard (or controller) byte
     /// and command byte bit 0 is set.
     pub fn irq1_level(&self) -> bool {
-        self.ram[0] & CB_KBD_INT != 0 && matches!(self.output, Some(b) if !b.aux)
+        self.ram[0] & command_byte::KBD_INT != 0 && matches!(self.output, Some(b) if !b.aux)
     }
 
     /// Level of IRQ12: the output buffer holds an aux byte and command byte
     /// bit 1 is set.
     pub fn irq12_level(&self) -> bool {
-        self.ram[0] & CB_AUX_INT != 0 && matches!(self.output, Some(b) if b.aux)
+        self.ram[0] & command_byte::AUX_INT != 0 && matches!(self.output, Some(b) if b.aux)
     }
 
     /// Whether a new byte for IRQ1 entered the output buffer since the last
@@ -369,7 +336,7 @@ impl I8042 {
     /// State of the A20 gate (output port bit 1). No effect on our memory map;
     /// exposed for tracing.
     pub fn a20_enabled(&self) -> bool {
-        self.output_port & OUT_A20 != 0
+        self.output_port & output_port::A20 != 0
     }
 
     /// The controller command byte (internal RAM byte 0).
@@ -379,36 +346,37 @@ impl I8042 {
 
     /// The status register, as a read of port 0x64 returns it.
     fn status(&self) -> u8 {
-        let mut s = STATUS_UNLOCKED;
+        // There is no keylock: always unlocked.
+        let mut s = status::UNLOCKED;
         if let Some(b) = self.output {
-            s |= STATUS_OBF;
+            s |= status::OBF;
             if b.aux {
-                s |= STATUS_AUX_OBF;
+                s |= status::AUX_OBF;
             }
         }
         if self.sys_flag {
-            s |= STATUS_SYS;
+            s |= status::SYS;
         }
         if self.last_write_was_command {
-            s |= STATUS_CMD;
+            s |= status::CMD;
         }
         s
     }
 
     fn set_command_byte(&mut self, value: u8) {
         self.ram[0] = value;
-        if value & CB_SYS != 0 {
+        if value & command_byte::SYS != 0 {
             self.sys_flag = true;
         }
-        self.kbd.translate = value & CB_XLATE != 0;
+        self.kbd.translate = value & command_byte::XLATE != 0;
     }
 
     /// Output port as 0xD0 reports it, with the live buffer-full bits.
     fn output_port_value(&self) -> u8 {
-        let mut v = self.output_port & !(OUT_KBD_OBF | OUT_AUX_OBF);
+        let mut v = self.output_port & !(output_port::KBD_OBF | output_port::AUX_OBF);
         match self.output {
-            Some(b) if b.aux => v |= OUT_AUX_OBF,
-            Some(_) => v |= OUT_KBD_OBF,
+            Some(b) if b.aux => v |= output_port::AUX_OBF,
+            Some(_) => v |= output_port::KBD_OBF,
             None => {}
         }
         v
@@ -416,7 +384,7 @@ impl I8042 {
 
     fn write_output_port(&mut self, value: u8) {
         self.output_port = value;
-        if value & OUT_RESET == 0 {
+        if value & output_port::RESET == 0 {
             self.reset_requested = true;
         }
     }
@@ -424,47 +392,78 @@ impl I8042 {
     /// A controller command (write to port 0x64). Unknown commands are
     /// ignored, as in QEMU (which only logs them).
     fn controller_command(&mut self, cmd: u8) {
-        match cmd {
-            // Read internal RAM; 0x20 is the command byte.
-            0x20..=0x3F => {
-                self.controller_reply = Some(OutByte::controller(self.ram[usize::from(cmd & 0x1F)]))
+        match Command::from_u8(cmd) {
+            // Reading the command byte is reading RAM byte 0.
+            Some(Command::ReadCommandByte) => self.read_ram(cmd),
+            None if READ_RAM.contains(&cmd) => self.read_ram(cmd),
+            // The data byte follows on port 0x60; writing the command byte is
+            // writing RAM byte 0.
+            Some(
+                Command::WriteCommandByte
+                | Command::WriteOutputPort
+                | Command::WriteKeyboardOutput
+                | Command::WriteAuxOutput
+                | Command::WriteToAux,
+            ) => self.awaiting_data = Some(cmd),
+            None if WRITE_RAM.contains(&cmd) => self.awaiting_data = Some(cmd),
+            Some(Command::DisableAux) => self.ram[0] |= command_byte::AUX_DISABLE,
+            Some(Command::EnableAux) => self.ram[0] &= !command_byte::AUX_DISABLE,
+            // "No error" for aux too (as QEMU): a port with no mouse on it.
+            Some(Command::TestAux | Command::TestKeyboard) => {
+                self.controller_reply = Some(OutByte::controller(interface_test::OK))
             }
-            // Write internal RAM: the byte follows on port 0x60. So do the
-            // arguments of 0xD1-0xD4.
-            0x60..=0x7F | 0xD1..=0xD4 => self.awaiting_data = Some(cmd),
-            0xA7 => self.ram[0] |= CB_AUX_DISABLE,
-            0xA8 => self.ram[0] &= !CB_AUX_DISABLE,
-            // Interface tests: 0x00 means "no error" (for aux too, as QEMU).
-            0xA9 | 0xAB => self.controller_reply = Some(OutByte::controller(0x00)),
-            0xAA => {
+            Some(Command::SelfTest) => {
                 self.sys_flag = true;
-                self.controller_reply = Some(OutByte::controller(0x55));
+                self.controller_reply = Some(OutByte::controller(SELF_TEST_PASSED));
             }
-            0xAD => self.ram[0] |= CB_KBD_DISABLE,
-            0xAE => self.ram[0] &= !CB_KBD_DISABLE,
-            // Input port: bit 7 "keyboard not inhibited", as QEMU.
-            0xC0 => self.controller_reply = Some(OutByte::controller(0x80)),
-            0xD0 => self.controller_reply = Some(OutByte::controller(self.output_port_value())),
-            0xDD => self.output_port &= !OUT_A20,
-            0xDF => self.output_port |= OUT_A20,
-            // Pulse output lines 0-3 low for a moment: bit clear = pulse. Only
-            // line 0 (CPU reset) matters; the port keeps its value afterwards.
-            0xF0..=0xFF if cmd & 0x01 == 0 => self.reset_requested = true,
-            _ => {}
+            Some(Command::DisableKeyboard) => self.ram[0] |= command_byte::KBD_DISABLE,
+            Some(Command::EnableKeyboard) => self.ram[0] &= !command_byte::KBD_DISABLE,
+            // No keylock, as QEMU.
+            Some(Command::ReadInputPort) => {
+                self.controller_reply = Some(OutByte::controller(input_port::KBD_NOT_INHIBITED))
+            }
+            Some(Command::ReadOutputPort) => {
+                self.controller_reply = Some(OutByte::controller(self.output_port_value()))
+            }
+            Some(Command::DisableA20) => self.output_port &= !output_port::A20,
+            Some(Command::EnableA20) => self.output_port |= output_port::A20,
+            // Reset is the pulse of line 0 and nothing else.
+            Some(Command::PulseReset) => self.pulse(cmd),
+            None if PULSE.contains(&cmd) => self.pulse(cmd),
+            None => {}
+        }
+    }
+
+    /// Reply with internal RAM byte `cmd & RAM_INDEX_MASK` (a [`READ_RAM`]
+    /// command).
+    fn read_ram(&mut self, cmd: u8) {
+        let value = self.ram[usize::from(cmd & RAM_INDEX_MASK)];
+        self.controller_reply = Some(OutByte::controller(value));
+    }
+
+    /// A [`PULSE`] command: output lines whose bit is clear go low for a
+    /// moment. Only the CPU reset line matters; the port keeps its value
+    /// afterwards.
+    fn pulse(&mut self, cmd: u8) {
+        if cmd & PULSE_LINES_MASK & output_port::RESET == 0 {
+            self.reset_requested = true;
         }
     }
 
     /// The data byte of a controller command (write to port 0x60 after it).
     fn controller_data(&mut self, cmd: u8, value: u8) {
-        match cmd {
-            0x60 => self.set_command_byte(value),
-            0x61..=0x7F => self.ram[usize::from(cmd & 0x1F)] = value,
-            0xD1 => self.write_output_port(value),
+        match Command::from_u8(cmd) {
+            Some(Command::WriteCommandByte) => self.set_command_byte(value),
+            None if WRITE_RAM.contains(&cmd) => self.ram[usize::from(cmd & RAM_INDEX_MASK)] = value,
+            Some(Command::WriteOutputPort) => self.write_output_port(value),
             // Loop the byte back as if the keyboard or the mouse had sent it.
-            0xD2 => self.controller_reply = Some(OutByte::controller(value)),
-            0xD3 => self.controller_reply = Some(OutByte::aux(value)),
+            Some(Command::WriteKeyboardOutput) => {
+                self.controller_reply = Some(OutByte::controller(value))
+            }
+            Some(Command::WriteAuxOutput) => self.controller_reply = Some(OutByte::aux(value)),
             // No mouse is attached: answer as a PS/2 port with nothing on it.
-            0xD4 => self.controller_reply = Some(OutByte::aux(KBD_RESEND)),
+            Some(Command::WriteToAux) => self.controller_reply = Some(OutByte::aux(reply::RESEND)),
+            // Only the commands above wait for a data byte.
             _ => {}
         }
     }
@@ -478,7 +477,7 @@ impl I8042 {
         }
         let next = match self.controller_reply.take() {
             Some(b) => Some(b),
-            None if self.ram[0] & CB_KBD_DISABLE == 0 => {
+            None if self.ram[0] & command_byte::KBD_DISABLE == 0 => {
                 self.kbd.next_byte().map(|(value, keystroke)| OutByte {
                     value,
                     aux: false,

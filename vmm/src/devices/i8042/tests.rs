@@ -9,7 +9,7 @@ const CMD: u16 = I8042_COMMAND;
 /// Reads every byte the controller has, one at a time, as a polling guest.
 fn drain(k: &mut I8042) -> Vec<u8> {
     let mut out = Vec::new();
-    while k.read(CMD) & STATUS_OBF != 0 {
+    while k.read(CMD) & status::OBF != 0 {
         out.push(k.read(DATA));
         assert!(out.len() < 100_000, "output never runs dry");
     }
@@ -34,7 +34,7 @@ fn set_command_byte(k: &mut I8042, value: u8) {
 /// listens, so host keys go out at once.
 fn activated() -> I8042 {
     let mut k = I8042::new();
-    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![reply::ACK]);
     k
 }
 
@@ -47,11 +47,11 @@ fn press_release(k: &mut I8042, code: u16) -> Vec<u8> {
 #[test]
 fn power_on_status_and_command_byte() {
     let mut k = I8042::new();
-    assert_eq!(k.read(CMD), STATUS_UNLOCKED | STATUS_CMD);
+    assert_eq!(k.read(CMD), status::UNLOCKED | status::CMD);
     k.write(CMD, 0x20);
-    assert_eq!(k.read(CMD) & STATUS_OBF, STATUS_OBF);
+    assert_eq!(k.read(CMD) & status::OBF, status::OBF);
     assert_eq!(k.read(DATA), 0x03);
-    assert_eq!(k.read(CMD) & STATUS_OBF, 0);
+    assert_eq!(k.read(CMD) & status::OBF, 0);
     assert!(!k.irq1_level() && !k.irq12_level());
     assert!(!k.take_reset_request());
     assert_eq!(k.pending_input(), 0);
@@ -63,11 +63,11 @@ fn command_byte_write_and_read_back() {
     set_command_byte(&mut k, 0x65);
     assert_eq!(k.command_byte(), 0x65);
     // Write to the data port clears the CMD status bit.
-    assert_eq!(k.read(CMD) & STATUS_CMD, 0);
+    assert_eq!(k.read(CMD) & status::CMD, 0);
     // Bit 2 of the command byte sets the SYS flag.
-    assert_ne!(k.read(CMD) & STATUS_SYS, 0);
+    assert_ne!(k.read(CMD) & status::SYS, 0);
     k.write(CMD, 0x20);
-    assert_ne!(k.read(CMD) & STATUS_CMD, 0);
+    assert_ne!(k.read(CMD) & status::CMD, 0);
     assert_eq!(drain(&mut k), vec![0x65]);
 }
 
@@ -87,13 +87,13 @@ fn internal_ram_is_stored() {
 #[test]
 fn self_test_sets_sys_and_answers_55() {
     let mut k = I8042::new();
-    assert_eq!(k.read(CMD) & STATUS_SYS, 0);
+    assert_eq!(k.read(CMD) & status::SYS, 0);
     k.write(CMD, 0xAA);
-    assert_ne!(k.read(CMD) & STATUS_SYS, 0);
+    assert_ne!(k.read(CMD) & status::SYS, 0);
     assert_eq!(drain(&mut k), vec![0x55]);
     // Sticky: a command byte without bit 2 does not clear it (QEMU).
     set_command_byte(&mut k, 0x01);
-    assert_ne!(k.read(CMD) & STATUS_SYS, 0);
+    assert_ne!(k.read(CMD) & status::SYS, 0);
 }
 
 #[test]
@@ -120,20 +120,26 @@ fn interface_tests_and_ports() {
 fn enable_disable_aux_and_keyboard() {
     let mut k = activated();
     k.write(CMD, 0xA7);
-    assert_eq!(k.command_byte() & CB_AUX_DISABLE, CB_AUX_DISABLE);
+    assert_eq!(
+        k.command_byte() & command_byte::AUX_DISABLE,
+        command_byte::AUX_DISABLE
+    );
     k.write(CMD, 0xA8);
-    assert_eq!(k.command_byte() & CB_AUX_DISABLE, 0);
+    assert_eq!(k.command_byte() & command_byte::AUX_DISABLE, 0);
     k.write(CMD, 0xAD);
-    assert_eq!(k.command_byte() & CB_KBD_DISABLE, CB_KBD_DISABLE);
+    assert_eq!(
+        k.command_byte() & command_byte::KBD_DISABLE,
+        command_byte::KBD_DISABLE
+    );
     // Keys typed meanwhile wait in the keyboard.
     k.key_event(0x1C, true);
-    assert_eq!(k.read(CMD) & STATUS_OBF, 0);
+    assert_eq!(k.read(CMD) & status::OBF, 0);
     assert_eq!(k.pending_input(), 1);
     // Controller replies still come through.
     k.write(CMD, 0x20);
     assert_eq!(drain(&mut k), vec![0x13]);
     k.write(CMD, 0xAE);
-    assert_eq!(k.command_byte() & CB_KBD_DISABLE, 0);
+    assert_eq!(k.command_byte() & command_byte::KBD_DISABLE, 0);
     assert_eq!(drain(&mut k), vec![0x1C]);
     assert_eq!(k.pending_input(), 0);
 }
@@ -179,14 +185,14 @@ fn write_output_buffers() {
     let mut k = I8042::new();
     k.write(CMD, 0xD2);
     k.write(DATA, 0x42);
-    assert_eq!(k.read(CMD) & (STATUS_OBF | STATUS_AUX_OBF), STATUS_OBF);
+    assert_eq!(k.read(CMD) & (status::OBF | status::AUX_OBF), status::OBF);
     assert!(k.irq1_level() && !k.irq12_level());
     assert_eq!(k.read(DATA), 0x42);
     k.write(CMD, 0xD3);
     k.write(DATA, 0x5A);
     assert_eq!(
-        k.read(CMD) & (STATUS_OBF | STATUS_AUX_OBF),
-        STATUS_OBF | STATUS_AUX_OBF
+        k.read(CMD) & (status::OBF | status::AUX_OBF),
+        status::OBF | status::AUX_OBF
     );
     assert!(k.irq12_level() && !k.irq1_level());
     assert!(k.take_irq12_edge());
@@ -199,7 +205,7 @@ fn write_to_aux_without_mouse_answers_fe() {
     let mut k = I8042::new();
     k.write(CMD, 0xD4);
     k.write(DATA, 0xF2);
-    assert_ne!(k.read(CMD) & STATUS_AUX_OBF, 0);
+    assert_ne!(k.read(CMD) & status::AUX_OBF, 0);
     assert_eq!(k.read(DATA), 0xFE);
     // The byte after it is a keyboard command again.
     assert_eq!(kbd_cmd(&mut k, &[0xEE]), vec![0xEE]);
@@ -391,13 +397,13 @@ fn irq1_follows_obf_and_command_byte() {
     // Masking in the command byte drops the line, the byte stays.
     set_command_byte(&mut k, 0x00);
     assert!(!k.irq1_level());
-    assert_ne!(k.read(CMD) & STATUS_OBF, 0);
+    assert_ne!(k.read(CMD) & status::OBF, 0);
     set_command_byte(&mut k, 0x01);
     assert!(k.irq1_level());
     assert_eq!(k.read(DATA), 0x1C);
     assert!(!k.irq1_level());
     // Reading the status does not consume anything.
-    assert_eq!(k.read(CMD) & STATUS_OBF, 0);
+    assert_eq!(k.read(CMD) & status::OBF, 0);
     // A read with an empty buffer returns the last byte again.
     assert_eq!(k.read(DATA), 0x1C);
     assert!(!k.irq12_level());
@@ -450,7 +456,7 @@ fn obf_pacing_loses_nothing() {
     assert_eq!(k.pending_input(), 1000);
     let mut got = Vec::new();
     let mut pending = k.pending_input();
-    while k.read(CMD) & STATUS_OBF != 0 {
+    while k.read(CMD) & status::OBF != 0 {
         assert!(k.irq1_level());
         assert!(pending > 0);
         got.push(k.read(DATA));
@@ -502,14 +508,14 @@ fn machine_reset_is_power_on_but_keeps_host_keys() {
     assert!(k.take_reset_request());
     k.reset();
     assert_eq!(k.command_byte(), 0x03);
-    assert_eq!(k.read(CMD), STATUS_CMD | STATUS_UNLOCKED);
+    assert_eq!(k.read(CMD), status::CMD | status::UNLOCKED);
     assert!(!k.irq1_level());
     assert!(!k.take_reset_request());
     // Up is pending again, whole; it waits for the new driver.
     assert_eq!(k.pending_input(), 1);
     assert_eq!(drain(&mut k), Vec::<u8>::new());
     k.key_event(0x1B, true);
-    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK, 0xE0, 0x75, 0x1B]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![reply::ACK, 0xE0, 0x75, 0x1B]);
     assert_eq!(k.pending_input(), 0);
     // A reset with nothing in flight keeps nothing.
     k.reset();
@@ -539,7 +545,7 @@ fn keys_before_the_driver_enables_scanning_wait_for_f4() {
     let mut k = I8042::new();
     type_keys(&mut k, &EXIT);
     assert_eq!(k.pending_input(), 8);
-    assert_eq!(k.read(CMD) & STATUS_OBF, 0);
+    assert_eq!(k.read(CMD) & status::OBF, 0);
     assert!(!k.irq1_level());
     // Our guest's initialisation, every reply checked: no key byte in
     // between, although scanning is on since power-on.
@@ -560,7 +566,7 @@ fn keys_before_the_driver_enables_scanning_wait_for_f4() {
     assert_eq!(kbd_cmd(&mut k, &[0xED, 0x00]), vec![0xFA, 0xFA]);
     assert_eq!(k.pending_input(), 8);
     // F4 activates the keyboard: its ACK, then every key in order.
-    let mut expected = vec![KBD_ACK];
+    let mut expected = vec![reply::ACK];
     expected.extend(set2_bytes(&EXIT));
     assert_eq!(kbd_cmd(&mut k, &[0xF4]), expected);
     assert_eq!(k.pending_input(), 0);
@@ -587,7 +593,7 @@ fn release_on_f4_raises_an_irq1_edge_per_byte() {
     // byte); reading it loads the held key, a new edge the VMM sees.
     k.write(DATA, 0xF4);
     assert!(k.take_irq1_edge());
-    assert_eq!(k.read(DATA), KBD_ACK);
+    assert_eq!(k.read(DATA), reply::ACK);
     assert!(k.take_irq1_edge());
     assert!(k.irq1_level());
     assert_eq!(k.read(DATA), 0x1C);
@@ -606,7 +612,7 @@ fn keys_wait_while_the_keyboard_interface_is_disabled() {
     type_keys(&mut k, &[0x1B]);
     assert_eq!(k.pending_input(), 4);
     k.write(CMD, 0xAE);
-    let mut expected = vec![KBD_ACK];
+    let mut expected = vec![reply::ACK];
     expected.extend(set2_bytes(&[0x1C, 0x1B]));
     assert_eq!(drain(&mut k), expected);
     // Again with the keyboard active: AD holds, AE releases, in order.
@@ -620,16 +626,16 @@ fn keys_wait_while_the_keyboard_interface_is_disabled() {
 #[test]
 fn f5_holds_keys_and_f4_releases_them() {
     let mut k = activated();
-    assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![KBD_ACK]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![reply::ACK]);
     type_keys(&mut k, &EXIT);
     assert_eq!(drain(&mut k), Vec::<u8>::new());
     assert_eq!(k.pending_input(), 8);
     // Other commands while disabled do not let them out either (0xF6,
     // like a reset, would enable scanning, as in QEMU).
     assert_eq!(kbd_cmd(&mut k, &[0xEE]), vec![0xEE]);
-    assert_eq!(kbd_cmd(&mut k, &[0xED, 0x02]), vec![KBD_ACK, KBD_ACK]);
-    assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![KBD_ACK]);
-    let mut expected = vec![KBD_ACK];
+    assert_eq!(kbd_cmd(&mut k, &[0xED, 0x02]), vec![reply::ACK, reply::ACK]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF5]), vec![reply::ACK]);
+    let mut expected = vec![reply::ACK];
     expected.extend(set2_bytes(&EXIT));
     assert_eq!(kbd_cmd(&mut k, &[0xF4]), expected);
 }
@@ -641,7 +647,7 @@ fn keys_never_interleave_with_a_reply_sequence() {
     // The first key byte is in the output buffer; the reset's FA AA go
     // next, together, then the rest of the keys.
     k.write(DATA, 0xFF);
-    let mut expected = vec![0x24, KBD_ACK, KBD_BAT_OK, 0xF0, 0x24];
+    let mut expected = vec![0x24, reply::ACK, reply::SELF_TEST_PASSED, 0xF0, 0x24];
     expected.extend(set2_bytes(&EXIT[1..]));
     assert_eq!(drain(&mut k), expected);
     // F0 02: nothing between the ACK of F0 and the argument, nothing
@@ -653,9 +659,9 @@ fn keys_never_interleave_with_a_reply_sequence() {
     );
     // The make code of the next key is in the buffer.
     k.write(DATA, 0xF0);
-    assert_eq!(drain(&mut k), vec![0x22, KBD_ACK]);
+    assert_eq!(drain(&mut k), vec![0x22, reply::ACK]);
     k.write(DATA, 0x02);
-    let mut expected = vec![KBD_ACK, 0xF0, 0x22];
+    let mut expected = vec![reply::ACK, 0xF0, 0x22];
     expected.extend(set2_bytes(&EXIT[2..]));
     assert_eq!(drain(&mut k), expected);
     // Identify's three bytes stay together, even when the guest reads
@@ -664,9 +670,9 @@ fn keys_never_interleave_with_a_reply_sequence() {
     k.key_event(0x1B, true);
     k.write(DATA, 0xF2);
     assert_eq!(k.read(DATA), 0x1C);
-    assert_eq!(k.read(DATA), KBD_ACK);
-    assert_eq!(k.read(DATA), KBD_ID);
-    assert_eq!(k.read(DATA), KBD_ID_MF2);
+    assert_eq!(k.read(DATA), reply::ACK);
+    assert_eq!(k.read(DATA), reply::ID);
+    assert_eq!(k.read(DATA), reply::ID_MF2);
     assert_eq!(drain(&mut k), vec![0x1B]);
 }
 
@@ -676,10 +682,10 @@ fn an_extended_key_does_not_continue_into_a_command() {
     k.key_event(0xE074, true);
     // E0 is in the buffer, 74 waits; a command in progress holds it.
     k.write(DATA, 0xED);
-    assert_eq!(drain(&mut k), vec![0xE0, KBD_ACK]);
+    assert_eq!(drain(&mut k), vec![0xE0, reply::ACK]);
     assert_eq!(k.pending_input(), 1);
     k.write(DATA, 0x02);
-    assert_eq!(drain(&mut k), vec![KBD_ACK, 0x74]);
+    assert_eq!(drain(&mut k), vec![reply::ACK, 0x74]);
     assert_eq!(k.pending_input(), 0);
 }
 
@@ -688,22 +694,22 @@ fn keys_are_encoded_in_the_set_in_effect_when_released() {
     // Set 1 selected directly before F4.
     let mut k = I8042::new();
     type_keys(&mut k, &[0x1C, 0xE074]);
-    assert_eq!(kbd_cmd(&mut k, &[0xF0, 0x01]), vec![KBD_ACK, KBD_ACK]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF0, 0x01]), vec![reply::ACK, reply::ACK]);
     assert_eq!(
         kbd_cmd(&mut k, &[0xF4]),
-        vec![KBD_ACK, 0x1E, 0x9E, 0xE0, 0x4D, 0xE0, 0xCD]
+        vec![reply::ACK, 0x1E, 0x9E, 0xE0, 0x4D, 0xE0, 0xCD]
     );
     // Translation turned on before F4 (our guest's order).
     let mut k = I8042::new();
     type_keys(&mut k, &[0x1C]);
     set_command_byte(&mut k, 0x40);
-    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK, 0x1E, 0x9E]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![reply::ACK, 0x1E, 0x9E]);
     // Set 3 chosen while scanning is off, after the keys were typed.
     let mut k = activated();
     kbd_cmd(&mut k, &[0xF5]);
     type_keys(&mut k, &[0x76]);
     kbd_cmd(&mut k, &[0xF0, 0x03]);
-    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK, 0x08, 0xF0, 0x08]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![reply::ACK, 0x08, 0xF0, 0x08]);
     // Modifiers follow the released order: Alt+Print Screen is SysRq.
     let mut k = I8042::new();
     k.key_event(0x11, true);
@@ -712,7 +718,7 @@ fn keys_are_encoded_in_the_set_in_effect_when_released() {
     k.key_event(0x11, false);
     assert_eq!(
         kbd_cmd(&mut k, &[0xF4]),
-        vec![KBD_ACK, 0x11, 0x84, 0xF0, 0x84, 0xF0, 0x11]
+        vec![reply::ACK, 0x11, 0x84, 0xF0, 0x84, 0xF0, 0x11]
     );
 }
 
@@ -725,7 +731,7 @@ fn pending_input_counts_held_events() {
     k.key_event(0x0000, true); // not a key: not queued
     assert_eq!(k.pending_input(), 2);
     k.write(DATA, 0xF4);
-    assert_eq!(k.read(DATA), KBD_ACK);
+    assert_eq!(k.read(DATA), reply::ACK);
     // E0 in the buffer, 74 in the keyboard: still two events.
     assert_eq!(k.pending_input(), 2);
     assert_eq!(k.read(DATA), 0xE0);
@@ -739,7 +745,7 @@ fn pending_input_counts_held_events() {
     kbd_cmd(&mut k, &[0xF5]);
     k.key_event(PAUSE, false);
     assert_eq!(k.pending_input(), 1);
-    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![KBD_ACK]);
+    assert_eq!(kbd_cmd(&mut k, &[0xF4]), vec![reply::ACK]);
     assert_eq!(k.pending_input(), 0);
 }
 
@@ -759,7 +765,7 @@ fn command_then_data_command_cancels() {
 fn firmware_setup_state() {
     let mut k = I8042::with_firmware_setup();
     assert_eq!(k.command_byte(), 0x61);
-    assert_ne!(k.read(CMD) & STATUS_SYS, 0);
+    assert_ne!(k.read(CMD) & status::SYS, 0);
     assert_eq!(press_release(&mut k, 0x1C), vec![0x1E, 0x9E]);
 }
 

@@ -79,6 +79,7 @@
 //!   resets it into a running mode 3, as a BIOS would have).
 use std::time::Duration;
 
+use shared::pit::{port_b, read_back, status, Access, Mode, Select, BCD};
 use shared::ports::{PIT_CHANNEL0, PIT_CHANNEL2, PIT_COMMAND, PORT_B};
 use shared::time::PIT_FREQUENCY_HZ;
 
@@ -133,11 +134,12 @@ enum ByteState {
 }
 
 impl ByteState {
-    fn for_access(access: u8) -> Self {
+    fn for_access(access: Access) -> Self {
         match access {
-            1 => Self::Lsb,
-            2 => Self::Msb,
-            _ => Self::WordLow,
+            Access::LowByte => Self::Lsb,
+            Access::HighByte => Self::Msb,
+            // `Latch` is a command, never a channel's access mode.
+            Access::LowHigh | Access::Latch => Self::WordLow,
         }
     }
 }
@@ -167,10 +169,12 @@ enum NullCount {
 /// One counter of the 8254.
 #[derive(Debug, Clone)]
 struct Channel {
-    /// Mode bits M2-M0 as written (6 and 7 are reported as written).
+    /// Mode field M2-M0 in place in the control word ([`Mode::MASK`]), as
+    /// written: the status byte reports 6 and 7 as such, while [`Self::mode`]
+    /// decodes them as 2 and 3.
     mode_bits: u8,
-    /// Access mode RW1-RW0 (1 lobyte, 2 hibyte, 3 both).
-    access: u8,
+    /// Access mode RW1-RW0 (never [`Access::Latch`]: that is a command).
+    access: Access,
     bcd: bool,
     gate: bool,
     /// Count register: the last count written (1..=modulus; 0 was mapped).
@@ -206,8 +210,8 @@ impl Channel {
     fn new(gate: bool) -> Self {
         Self {
             // Unprogrammed: QEMU's reset mode, no count, nothing running.
-            mode_bits: 3,
-            access: 3,
+            mode_bits: Mode::SquareWave.bits(),
+            access: Access::LowHigh,
             bcd: false,
             gate,
             cr: 0x1_0000,
@@ -230,12 +234,8 @@ impl Channel {
     }
 
     /// Effective mode: 6 and 7 are 2 and 3 with a don't-care bit.
-    fn mode(&self) -> u8 {
-        match self.mode_bits & 7 {
-            6 => 2,
-            7 => 3,
-            m => m,
-        }
+    fn mode(&self) -> Mode {
+        Mode::from_u8(self.mode_bits)
     }
 
     fn modulus(&self) -> u32 {
@@ -249,12 +249,12 @@ impl Channel {
     /// Whether the counting element is running (or paused by the gate) with
     /// `reload`, as opposed to waiting for a count or a trigger.
     fn counting(&self) -> bool {
-        self.armed && (self.triggered || !matches!(self.mode(), 1 | 5))
+        self.armed && (self.triggered || !waits_for_trigger(self.mode()))
     }
 
     /// A low gate disables counting in these modes.
     fn paused(&self) -> bool {
-        !self.gate && matches!(self.mode(), 0 | 2 | 3 | 4)
+        !self.gate && gate_stops_counting(self.mode())
     }
 
     /// Input clocks counted in the current cycle.
@@ -276,8 +276,8 @@ impl Channel {
         let n = u64::from(self.reload.max(1));
         let d = self.elapsed_ticks(now);
         let value = match self.mode() {
-            2 => n - d % n,
-            3 => square_wave_count(n, d % n),
+            Mode::RateGenerator => n - d % n,
+            Mode::SquareWave => square_wave_count(n, d % n),
             _ => {
                 // One-shot modes keep decrementing past zero and wrap.
                 let m = u64::from(self.modulus());
@@ -293,7 +293,7 @@ impl Channel {
         let mode = self.mode();
         if !self.armed {
             // Initial level after a control word.
-            return mode != 0;
+            return mode != Mode::InterruptOnTerminalCount;
         }
         if !self.counting() {
             // Modes 1 and 5 idle high until triggered.
@@ -302,13 +302,13 @@ impl Channel {
         let n = u64::from(self.reload.max(1));
         let d = self.elapsed_ticks(now);
         match mode {
-            0 | 1 => d >= n,
+            Mode::InterruptOnTerminalCount | Mode::OneShot => d >= n,
             // Low for the one clock while the count is 1 (reload 1 is illegal
             // and keeps OUT high); a low gate forces OUT high.
-            2 => self.paused() || n < 2 || d % n != n - 1,
-            3 => self.paused() || d % n < n.div_ceil(2),
-            // 4 and 5: low for the one clock at terminal count.
-            _ => d != n,
+            Mode::RateGenerator => self.paused() || n < 2 || d % n != n - 1,
+            Mode::SquareWave => self.paused() || d % n < n.div_ceil(2),
+            // Low for the one clock at terminal count.
+            Mode::SoftwareStrobe | Mode::HardwareStrobe => d != n,
         }
     }
 
@@ -321,11 +321,10 @@ impl Channel {
     }
 
     fn status(&self, now: Duration) -> u8 {
-        (u8::from(self.out(now)) << 7)
-            | (u8::from(self.null_count(now)) << 6)
-            | ((self.access & 3) << 4)
-            | ((self.mode_bits & 7) << 1)
-            | u8::from(self.bcd)
+        // The low six bits repeat the control word's access, mode and BCD.
+        bit(self.out(now), status::OUTPUT)
+            | bit(self.null_count(now), status::NULL_COUNT)
+            | ((self.access as u8 | self.mode_bits | bit(self.bcd, BCD)) & status::CONTROL_MASK)
     }
 
     /// The 16-bit value the guest reads for count `value`.
@@ -366,7 +365,7 @@ impl Channel {
         }
         let n = u64::from(self.reload.max(1));
         match self.mode() {
-            2 | 3 => {
+            Mode::RateGenerator | Mode::SquareWave => {
                 if period_is_clamped(self.reload) {
                     let ns = now.saturating_sub(self.start).as_nanos();
                     u64::try_from(ns / MIN_IRQ0_PERIOD.as_nanos()).unwrap_or(u64::MAX)
@@ -389,7 +388,7 @@ impl Channel {
         }
         let n = u64::from(self.reload.max(1));
         let offset = match self.mode() {
-            2 | 3 => {
+            Mode::RateGenerator | Mode::SquareWave => {
                 if period_is_clamped(self.reload) {
                     nanos_to_duration(u128::from(k).saturating_mul(MIN_IRQ0_PERIOD.as_nanos()))
                 } else {
@@ -437,15 +436,15 @@ impl Channel {
 
     // --- guest accesses ----------------------------------------------------
 
-    /// Control word with access mode != 0 for this channel.
+    /// Control word for this channel whose access is not [`Access::Latch`].
     fn program(&mut self, value: u8, now: Duration) {
         self.held = self.count(now);
         self.settle(now);
         self.armed = false;
         self.triggered = false;
-        self.access = (value >> 4) & 3;
-        self.mode_bits = (value >> 1) & 7;
-        self.bcd = value & 1 != 0;
+        self.access = Access::from_u8(value);
+        self.mode_bits = value & Mode::MASK;
+        self.bcd = value & BCD != 0;
         self.read_state = ByteState::for_access(self.access);
         self.write_state = ByteState::for_access(self.access);
         self.null_count = NullCount::Pending;
@@ -465,9 +464,10 @@ impl Channel {
         if self.count_latch == CountLatch::None {
             let v = self.encode(self.count(now));
             self.count_latch = match self.access {
-                1 => CountLatch::Lsb(v),
-                2 => CountLatch::Msb(v),
-                _ => CountLatch::Word(v),
+                Access::LowByte => CountLatch::Lsb(v),
+                Access::HighByte => CountLatch::Msb(v),
+                // `Latch` is a command, never a channel's access mode.
+                Access::LowHigh | Access::Latch => CountLatch::Word(v),
             };
         }
     }
@@ -486,7 +486,7 @@ impl Channel {
                 self.write_latch = value;
                 self.write_state = ByteState::WordHigh;
                 // Mode 0: the first byte stops the count (and OUT is low).
-                if self.mode() == 0 {
+                if self.mode() == Mode::InterruptOnTerminalCount {
                     self.hold(now);
                 }
             }
@@ -501,7 +501,7 @@ impl Channel {
     /// A complete count was written.
     fn load(&mut self, raw: u16, now: Duration) {
         self.cr = self.decode(raw);
-        if matches!(self.mode(), 1 | 5) {
+        if waits_for_trigger(self.mode()) {
             // Takes effect at the next gate trigger; a running one-shot goes on.
             self.armed = true;
             self.null_count = NullCount::Pending;
@@ -557,7 +557,7 @@ impl Channel {
         let mode = self.mode();
         if !gate {
             // Falling: pause modes 0/2/3/4 where they are.
-            if self.counting() && matches!(mode, 0 | 2 | 3 | 4) {
+            if self.counting() && gate_stops_counting(mode) {
                 let d = self.elapsed_ticks(now);
                 self.settle(now);
                 self.base = d;
@@ -571,13 +571,13 @@ impl Channel {
         self.gate = true;
         match mode {
             // Resume where the count stopped.
-            0 | 4 => self.start = now,
+            Mode::InterruptOnTerminalCount | Mode::SoftwareStrobe => self.start = now,
             // Retrigger: a fresh cycle from the count register.
             _ if self.armed => {
                 self.reload = self.cr;
                 self.start = now;
                 self.base = 0;
-                if matches!(mode, 1 | 5) {
+                if waits_for_trigger(mode) {
                     self.triggered = true;
                     if self.null_count == NullCount::Pending {
                         self.null_count = NullCount::UntilTickAfter(now);
@@ -589,10 +589,36 @@ impl Channel {
     }
 }
 
+/// Modes 1 and 5 count only after a gate rising edge (hardware trigger).
+fn waits_for_trigger(mode: Mode) -> bool {
+    matches!(mode, Mode::OneShot | Mode::HardwareStrobe)
+}
+
+/// A low gate stops counting in these modes (in 1 and 5 it only matters as
+/// the trigger's rising edge).
+fn gate_stops_counting(mode: Mode) -> bool {
+    matches!(
+        mode,
+        Mode::InterruptOnTerminalCount
+            | Mode::RateGenerator
+            | Mode::SquareWave
+            | Mode::SoftwareStrobe
+    )
+}
+
+/// `mask` if `flag` is set, else 0: one bit of a status or port byte.
+fn bit(flag: bool, mask: u8) -> u8 {
+    if flag {
+        mask
+    } else {
+        0
+    }
+}
+
 /// Input clock at which a one-shot mode's OUT rises: terminal count for
 /// modes 0 and 1, the end of the one-clock strobe for modes 4 and 5.
-fn one_shot_edge_tick(mode: u8, n: u64) -> u64 {
-    if matches!(mode, 4 | 5) {
+fn one_shot_edge_tick(mode: Mode, n: u64) -> u64 {
+    if matches!(mode, Mode::SoftwareStrobe | Mode::HardwareStrobe) {
         n + 1
     } else {
         n
@@ -668,10 +694,10 @@ impl<C: Clock> Pit<C> {
             PORT_B => {
                 let ch2 = &self.channels[2];
                 let refresh = (now.as_nanos() / REFRESH_TOGGLE_NS) & 1 == 1;
-                u8::from(ch2.gate)
-                    | (u8::from(self.speaker_data) << 1)
-                    | (u8::from(refresh) << 4)
-                    | (u8::from(ch2.out(now)) << 5)
+                bit(ch2.gate, port_b::GATE2)
+                    | bit(self.speaker_data, port_b::SPEAKER_DATA)
+                    | bit(refresh, port_b::REFRESH)
+                    | bit(ch2.out(now), port_b::OUT2)
             }
             _ => 0xFF,
         }
@@ -686,36 +712,39 @@ impl<C: Clock> Pit<C> {
             }
             PIT_COMMAND => self.write_command(value, now),
             PORT_B => {
-                self.speaker_data = value & 2 != 0;
-                self.channels[2].set_gate(value & 1 != 0, now);
+                // Bits 4 and 5 are read-only.
+                self.speaker_data = value & port_b::SPEAKER_DATA != 0;
+                self.channels[2].set_gate(value & port_b::GATE2 != 0, now);
             }
             _ => {}
         }
     }
 
     fn write_command(&mut self, value: u8, now: Duration) {
-        let select = usize::from(value >> 6);
-        if select == 3 {
-            // Read-back: bit 5 low latches counts, bit 4 low latches status,
-            // bits 1-3 select channels 0-2.
-            for (i, ch) in self.channels.iter_mut().enumerate() {
-                if value & (2 << i) == 0 {
-                    continue;
+        let channel = match Select::from_u8(value) {
+            Select::Channel0 => 0,
+            Select::Channel1 => 1,
+            Select::Channel2 => 2,
+            Select::ReadBack => {
+                // The latch bits are active low.
+                for (i, ch) in self.channels.iter_mut().enumerate() {
+                    if value & read_back::channel(i) == 0 {
+                        continue;
+                    }
+                    if value & read_back::NO_COUNT == 0 {
+                        ch.latch_count(now);
+                    }
+                    if value & read_back::NO_STATUS == 0 {
+                        ch.latch_status(now);
+                    }
                 }
-                if value & 0x20 == 0 {
-                    ch.latch_count(now);
-                }
-                if value & 0x10 == 0 {
-                    ch.latch_status(now);
-                }
+                return;
             }
-            return;
-        }
-        let ch = &mut self.channels[select];
-        if value & 0x30 == 0 {
-            ch.latch_count(now);
-        } else {
-            ch.program(value, now);
+        };
+        let ch = &mut self.channels[channel];
+        match Access::from_u8(value) {
+            Access::Latch => ch.latch_count(now),
+            Access::LowByte | Access::HighByte | Access::LowHigh => ch.program(value, now),
         }
     }
 
