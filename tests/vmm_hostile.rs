@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::pvh_elf::PvhElf;
 use common::*;
@@ -71,18 +71,19 @@ fn kernel(name: &str, code: &[u8]) -> PathBuf {
     path
 }
 
-/// Runs the VMM on `kernel` with `--stats`; returns (status, stderr).
-fn run_stats(kernel: &PathBuf, memory_mib: u32) -> (Option<i32>, String) {
+/// Runs the VMM on `kernel` with `--stats` and `--timeout SECS`; returns
+/// (status, stderr, wall time).
+fn run_stats(kernel: &PathBuf, timeout_secs: u32) -> (Option<i32>, String, Duration) {
     require_kvm();
     let mut command = Command::new(vmm_binary());
     command
         .arg("--kernel")
         .arg(kernel)
-        .args(["--memory", &memory_mib.to_string(), "--stats"])
-        .args(["--timeout", "120"]);
+        .args(["--stats", "--timeout", &timeout_secs.to_string()]);
+    let started = Instant::now();
     let mut vm = Machine::spawn(command);
-    let status = vm.wait(Duration::from_secs(150));
-    (status.code(), vm.stderr.text())
+    let status = vm.wait(Duration::from_secs(u64::from(timeout_secs) + 30));
+    (status.code(), vm.stderr.text(), started.elapsed())
 }
 
 /// The value of the `--stats` line whose first word is `name`.
@@ -96,7 +97,7 @@ fn stat(stderr: &str, name: &str) -> Option<u64> {
 #[test]
 fn every_port_with_every_width_leaves_the_vmm_whole() {
     let elf = kernel("hostile-ports.elf", PORT_SWEEP);
-    let (status, stderr) = run_stats(&elf, 128);
+    let (status, stderr, _) = run_stats(&elf, 120);
     assert_eq!(status, Some(0x42), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let line = stderr
@@ -122,7 +123,7 @@ fn every_port_with_every_width_leaves_the_vmm_whole() {
 #[test]
 fn unbacked_memory_everywhere_reads_ones_and_ignores_writes() {
     let elf = kernel("hostile-memory.elf", MEMORY_SWEEP);
-    let (status, stderr) = run_stats(&elf, 128);
+    let (status, stderr, _) = run_stats(&elf, 120);
     assert_eq!(status, Some(0x43), "stderr:\n{stderr}");
     // 3968 MiB above RAM, each read and written once: 7936 MMIO exits.
     let unbacked = (4096 - 128) * 2;
