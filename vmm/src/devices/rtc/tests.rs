@@ -578,3 +578,37 @@ fn civil_calendar_round_trips() {
     assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     assert_eq!(civil_from_days(47_482), (2100, 1, 1));
 }
+
+#[test]
+fn set_time_is_read_in_the_format_of_register_b() {
+    let (clock, mut rtc) = rtc_at(BASE);
+    // Binary, 12-hour: 11:30:05 PM on 2027-01-09 (a Saturday).
+    let _ = write(&mut rtc, reg::B, reg_b::SET | BIN);
+    for (index, value) in TIME_REGISTERS
+        .into_iter()
+        .zip([5, 30, 11 | HOURS_PM, 1, 9, 1, 27, 20])
+    {
+        let _ = write(&mut rtc, index, value);
+    }
+    let _ = write(&mut rtc, reg::B, BIN);
+    clock.set(secs(1));
+    let _ = write(&mut rtc, reg::B, H24);
+    assert_eq!(
+        time(&mut rtc),
+        [0x06, 0x30, 0x23, 0x07, 0x09, 0x01, 0x27, 0x20]
+    );
+}
+
+#[test]
+fn a_poller_sees_the_alarm_after_days_without_reading() {
+    let (clock, mut rtc) = rtc_at(BASE);
+    let _ = write(&mut rtc, reg::A, reg_a::DIVIDER_32KHZ);
+    let _ = write(&mut rtc, reg::SECONDS_ALARM, 0x14);
+    let _ = write(&mut rtc, reg::MINUTES_ALARM, 0x47);
+    let _ = write(&mut rtc, reg::HOURS_ALARM, 0x01);
+    // 01:47:13 the next day: the alarm time has not come round yet.
+    clock.set(secs(86_398));
+    assert_eq!(read(&mut rtc, reg::C), reg_c::UF);
+    clock.set(secs(3 * 86_400));
+    assert_eq!(read(&mut rtc, reg::C), reg_c::AF | reg_c::UF);
+}
