@@ -45,7 +45,14 @@ pub mod reg {
     pub const D: u8 = 0x0D;
     /// Century, 19 or 20 (the PC/AT and ACPI location).
     pub const CENTURY: u8 = 0x32;
+    /// The IBM PS/2 century byte: QEMU makes it an alias of [`CENTURY`]
+    /// (an access selects [`CENTURY`] from then on).
+    pub const PS2_CENTURY: u8 = 0x37;
 }
+
+/// Frequency of the time base the divider chain counts (a 32.768 kHz
+/// crystal): the unit of the periodic-interrupt period.
+pub const TIME_BASE_HZ: u64 = 32_768;
 
 /// A value in an alarm register that matches every value ("don't care").
 pub const ALARM_DONT_CARE: u8 = 0xC0;

@@ -3,4 +3,5 @@ pub mod debug_exit;
 pub mod i8042;
 pub mod pic;
 pub mod pit;
+pub mod rtc;
 pub mod serial;
