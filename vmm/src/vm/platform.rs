@@ -17,12 +17,13 @@ use std::time::Duration;
 use shared::{irq, ports};
 
 use crate::bus::{OverlapError, PortBus};
-use crate::clock::MonotonicClock;
+use crate::clock::{unix_time_now, Clock, MonotonicClock};
 use crate::device::{Change, IrqOutput, PortDevice, MAX_IRQ_PINS};
 use crate::devices::debug_exit::DebugExit;
 use crate::devices::i8042::I8042;
 use crate::devices::pic::{Acknowledged, DualPic};
 use crate::devices::pit::Pit;
+use crate::devices::rtc::Rtc;
 use crate::devices::serial::{Com1, SerialOutput};
 
 /// Timer ticks a line may owe the guest before new ones are dropped.
@@ -117,6 +118,7 @@ fn pc_port_map(
     platform.map(              ports::I8042_COMMAND,      1,                            i8042)?;
     platform.attach(           ports::COM1,               ports::COM_PORT_COUNT,        Com1::new(serial),         &[irq::COM1])?;
     platform.attach(           ports::DEBUG_EXIT,         ports::DEBUG_EXIT_SIZE,       DebugExit::new(),          &[])?;
+    platform.attach(           ports::RTC_INDEX,          ports::RTC_PORT_COUNT,        Rtc::new(clock.clone(), unix_time_now().saturating_sub(clock.now())), &[irq::RTC])?;
     Ok(())
 }
 
