@@ -5,8 +5,9 @@
 //! wakers avoid freeing), so the allocator's spinlock is only ever taken in
 //! task context and cannot deadlock against an interrupt handler.
 
-use crate::bootinfo::{MemoryRegion, MAPPED_LIMIT, MEMMAP_TYPE_RAM};
+use crate::bootinfo::{MemoryRegion, MAPPED_LIMIT};
 use linked_list_allocator::LockedHeap;
+use shared::pvh::memmap_type;
 
 #[global_allocator]
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
@@ -33,7 +34,7 @@ pub fn choose(memory_map: &[MemoryRegion], kernel_end: u64) -> Option<(u64, u64)
     let floor = kernel_end.next_multiple_of(4096);
     memory_map
         .iter()
-        .filter(|region| region.kind == MEMMAP_TYPE_RAM)
+        .filter(|region| region.kind == memmap_type::RAM)
         .filter_map(|region| {
             let start = region.addr.max(floor).next_multiple_of(4096);
             let end = region.end().min(MAPPED_LIMIT) & !4095;

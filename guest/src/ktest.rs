@@ -142,7 +142,7 @@ fn boot_test(boot_info: &BootInfo) {
         boot_info
             .memory_map()
             .iter()
-            .any(|r| r.kind == crate::bootinfo::MEMMAP_TYPE_RAM
+            .any(|r| r.kind == shared::pvh::memmap_type::RAM
                 && r.addr <= heap_start
                 && heap_start + heap_size <= r.end()),
         "heap lies inside one RAM region of the memory map"
@@ -186,37 +186,49 @@ fn boot_test(boot_info: &BootInfo) {
 
 /// Start-info validation and heap placement on synthetic inputs.
 fn bootinfo_test() {
-    use crate::bootinfo::{BootInfoError, MemoryRegion, START_INFO_MAGIC};
+    use crate::bootinfo::{BootInfoError, MemoryRegion};
+    use shared::pvh::{HvmMemmapEntry, HvmStartInfo, START_MAGIC};
 
     // A fake hvm_start_info with its command line and memory map, on the heap.
     #[repr(C, align(8))]
     struct Fake {
-        info: [u8; 64],
+        info: HvmStartInfo,
         cmdline: [u8; 32],
-        memmap: [[u64; 3]; 3],
+        memmap: [HvmMemmapEntry; 3],
     }
+    let entry = |addr, size, kind| HvmMemmapEntry {
+        addr,
+        size,
+        kind,
+        reserved: 0,
+    };
     let mut fake = Box::new(Fake {
-        info: [0; 64],
+        info: HvmStartInfo::default(),
         cmdline: [0; 32],
-        memmap: [[0; 3]; 3],
+        memmap: [
+            entry(0, 0x9fc00, 1),
+            entry(0x100000, 0x7f00000, 1),
+            entry(0xfeffc000, 0x4000, 2),
+        ],
     });
     let base = &raw const *fake as u64;
     let cmdline = b"console=ttyS0 test=bootinfo x=1\0";
     fake.cmdline[..cmdline.len()].copy_from_slice(cmdline);
-    fake.memmap = [
-        [0, 0x9fc00, 1],
-        [0x100000, 0x7f00000, 1],
-        [0xfeffc000, 0x4000, 2],
-    ];
-    fake.info[0..4].copy_from_slice(&START_INFO_MAGIC.to_le_bytes());
-    fake.info[4..8].copy_from_slice(&1u32.to_le_bytes());
-    fake.info[24..32].copy_from_slice(&(base + 64).to_le_bytes());
-    fake.info[40..48].copy_from_slice(&(base + 96).to_le_bytes());
-    fake.info[48..52].copy_from_slice(&3u32.to_le_bytes());
+    fake.info = HvmStartInfo {
+        magic: START_MAGIC,
+        version: 1,
+        cmdline_paddr: &raw const fake.cmdline as u64,
+        memmap_paddr: &raw const fake.memmap as u64,
+        memmap_entries: 3,
+        ..HvmStartInfo::default()
+    };
 
+    // SAFETY: the identity map is in place; the fake is not written while
+    // `parse` reads it.
+    let memory = unsafe { paging::IdentityMapped::new() };
+    let kernel = shared::boot::KERNEL_LOAD_ADDRESS..heap::kernel_end();
     let mut info = Box::new(BootInfo::empty());
-    // SAFETY: `base` points to a complete fake structure.
-    let parsed = unsafe { info.parse(base) };
+    let parsed = info.parse(base, &memory, kernel.clone());
     check!(parsed.is_ok(), "a valid start info parses: {parsed:?}");
     check!(
         info.cmdline() == "console=ttyS0 test=bootinfo x=1",
@@ -237,29 +249,25 @@ fn bootinfo_test() {
         "memory map copied: {map:?}"
     );
 
-    fake.info[0] ^= 0xff;
-    // SAFETY: as above.
-    let bad = unsafe { info.parse(base) };
+    fake.info.magic ^= 0xff;
+    let bad = info.parse(base, &memory, kernel.clone());
     check!(
         matches!(bad, Err(BootInfoError::BadMagic(_))),
         "a wrong magic is rejected: {bad:?}"
     );
-    fake.info[0] ^= 0xff;
-    fake.info[4..8].copy_from_slice(&0u32.to_le_bytes());
-    // SAFETY: as above.
-    let old = unsafe { info.parse(base) };
+    fake.info.magic ^= 0xff;
+    fake.info.version = 0;
+    let old = info.parse(base, &memory, kernel.clone());
     check!(
         matches!(old, Err(BootInfoError::NoMemoryMap { version: 0 })),
         "version 0 (no memory map) is rejected"
     );
-    // SAFETY: address 0 is rejected before any access.
-    let null = unsafe { info.parse(0) };
+    let null = info.parse(0, &memory, kernel.clone());
     check!(
         matches!(null, Err(BootInfoError::NullPointer)),
         "a null start info is rejected"
     );
-    // SAFETY: rejected before any access (above the mapped 4 GiB).
-    let high = unsafe { info.parse(0x1_0000_0000) };
+    let high = info.parse(0x1_0000_0000, &memory, kernel);
     check!(
         matches!(high, Err(BootInfoError::Unmapped { .. })),
         "a start info above 4 GiB is rejected"
@@ -268,7 +276,7 @@ fn bootinfo_test() {
     let ram = |addr: u64, size: u64| MemoryRegion {
         addr,
         size,
-        kind: crate::bootinfo::MEMMAP_TYPE_RAM,
+        kind: shared::pvh::memmap_type::RAM,
     };
     let kernel_end = 0x141d38;
     let chosen = heap::choose(&[ram(0, 0x9fc00), ram(0x100000, 0x7f00000)], kernel_end);

@@ -47,11 +47,15 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     serial::init();
     println!("{}", shared::boot::BANNER);
 
+    // SAFETY: the boot code's identity map is in place, interrupts are off
+    // and nothing else runs.
+    let memory = unsafe { paging::IdentityMapped::new() };
+    let kernel = shared::boot::KERNEL_LOAD_ADDRESS..heap::kernel_end();
     // SAFETY: single-threaded boot; BOOT_INFO is written here only, before
     // any shared reference to it exists.
     let boot_info: &'static BootInfo = unsafe {
         let info = &mut *core::ptr::addr_of_mut!(BOOT_INFO);
-        if let Err(error) = info.parse(u64::from(start_info)) {
+        if let Err(error) = info.parse(u64::from(start_info), &memory, kernel) {
             boot_failure(format_args!("{error}"));
         }
         info
@@ -78,7 +82,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let ram: u64 = boot_info
         .memory_map()
         .iter()
-        .filter(|region| region.kind == bootinfo::MEMMAP_TYPE_RAM)
+        .filter(|region| region.kind == shared::pvh::memmap_type::RAM)
         .map(|region| region.size)
         .sum();
     let Some((heap_start, heap_size)) = heap::choose(boot_info.memory_map(), heap::kernel_end())
