@@ -12,6 +12,8 @@ pub enum Command<'a> {
     Echo(&'a str),
     /// `uptime`.
     Uptime,
+    /// `date`.
+    Date,
     /// `sleep MS`.
     Sleep(u64),
     /// `timer MS TEXT`.
@@ -53,6 +55,7 @@ pub fn parse(line: &str) -> Command<'_> {
         "help" => Command::Help,
         "echo" => Command::Echo(args),
         "uptime" => Command::Uptime,
+        "date" => Command::Date,
         "sleep" => parse_ms(args).map_or(Command::Usage("usage: sleep MS"), Command::Sleep),
         "timer" => {
             let parsed = args
@@ -135,6 +138,7 @@ mod tests {
     #[test]
     fn names_match_whole_words_only() {
         assert_eq!(parse("uptime"), Command::Uptime);
+        assert_eq!(parse("date"), Command::Date);
         assert_eq!(parse("uptimes"), Command::Unknown("uptimes"));
         assert_eq!(parse("HELP"), Command::Unknown("HELP"));
         assert_eq!(parse("tasks now"), Command::Tasks);

@@ -18,7 +18,7 @@ use spin::Mutex;
 use super::command::{parse, Command};
 use super::keys::{Decoder, Key};
 use super::line::LineEditor;
-use crate::drivers::{debug_exit, serial};
+use crate::drivers::{debug_exit, rtc, serial};
 use crate::task::executor::{self, Spawner};
 use crate::task::keyboard::ScancodeStream;
 use crate::task::timer;
@@ -100,6 +100,7 @@ commands:
   help            this list
   echo TEXT       print TEXT
   uptime          milliseconds since boot
+  date            the RTC's date and time (ISO 8601, UTC)
   sleep MS        wait MS milliseconds (keys typed meanwhile are kept)
   timer MS TEXT   print TEXT after MS milliseconds, in the background
   spin MS         busy-wait MS milliseconds without yielding
@@ -115,6 +116,10 @@ async fn run(line: &str, spawner: Spawner) {
         Command::Help => println!("{HELP}"),
         Command::Echo(text) => println!("{text}"),
         Command::Uptime => println!("uptime: {} ms", time::uptime_ms()),
+        Command::Date => match rtc::now() {
+            Some(now) => println!("date: {now}"),
+            None => println!("date: the RTC gives no valid time"),
+        },
         Command::Sleep(ms) => timer::sleep(ms).await,
         Command::Timer { ms, text } => {
             let text = text.to_string();

@@ -5,6 +5,8 @@
 //! not 1 ms. Conversions use that exact period, so `uptime` does not drift
 //! (1 ms per tick would lose 0.015%, 1.3 s a day).
 
+pub mod calendar;
+
 use core::sync::atomic::{AtomicU64, Ordering};
 use shared::time::{PIT_FREQUENCY_HZ, TIMER_RELOAD};
 
