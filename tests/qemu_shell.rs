@@ -3,7 +3,7 @@
 //! spin with typing. Typing waits for the guest's echo, not for time.
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::qmp::Qmp;
 use common::*;
@@ -19,9 +19,15 @@ struct Shell {
 impl Shell {
     /// Boots the guest to its first prompt with a QMP socket.
     fn boot() -> Shell {
+        Shell::boot_with(&[])
+    }
+
+    /// [`Shell::boot`] with extra QEMU arguments.
+    fn boot_with(args: &[&str]) -> Shell {
         let socket = scratch_path("qmp.sock");
         let mut command = qemu_command("pc", "tcg", guest_elf());
         command
+            .args(args)
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", socket.display()));
         let vm = Machine::spawn(command);
@@ -310,4 +316,66 @@ fn exit_3_gives_qemu_status_7() {
     let status = shell.vm.wait(TIMEOUT);
     assert_eq!(status.code(), Some(shared::exit::qemu_exit_status(3)));
     assert_eq!(status.code(), Some(7));
+}
+
+/// Seconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SSZ` (UTC), or `None`
+/// if `iso` is not exactly that form.
+fn unix_seconds(iso: &str) -> Option<i64> {
+    let b = iso.as_bytes();
+    let shape = b.len() == 20
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && b[10] == b'T'
+        && [13, 16].iter().all(|&i| b[i] == b':')
+        && b[19] == b'Z';
+    if !shape {
+        return None;
+    }
+    let field = |range: std::ops::Range<usize>| iso[range].parse::<i64>().ok();
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
+    // Days from 1970-01-01 to the date (proleptic Gregorian calendar; Howard
+    // Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+#[test]
+fn unix_seconds_of_known_dates() {
+    assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(unix_seconds("2000-03-01T00:00:01Z"), Some(951_868_801));
+    assert_eq!(unix_seconds("2026-12-02T01:47:15Z"), Some(1_796_176_035));
+    assert_eq!(unix_seconds("2026-12-02 01:47:15Z"), None);
+}
+
+#[test]
+fn date_is_the_host_utc_time() {
+    let mut shell = Shell::boot_with(&["-rtc", "base=utc"]);
+    let help = shell.output_of("help");
+    assert!(help.contains("date "), "help lacks date:\n{help}");
+    let start = shell.vm.stdout.text().len();
+    shell.type_echoed("date");
+    let before = SystemTime::now();
+    shell.enter();
+    shell.expect("\r\n> ");
+    let after = SystemTime::now();
+    let text = shell.transcript();
+    let line = text[start..]
+        .lines()
+        .find_map(|line| line.strip_prefix("date: "))
+        .unwrap_or_else(|| panic!("no date line in {:?}", &text[start..]));
+    let guest = unix_seconds(line.trim_end())
+        .unwrap_or_else(|| panic!("date: {line:?} is not YYYY-MM-DDTHH:MM:SSZ"));
+    let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    // The guest read the clock between `before` and `after`, to the second.
+    assert!(
+        seconds(before) - 2 <= guest && guest <= seconds(after) + 2,
+        "guest {line}, host {} to {} s since the epoch",
+        seconds(before),
+        seconds(after)
+    );
 }

@@ -1,5 +1,6 @@
-//! Builds the guest kernel (`../guest`) for `x86_64-unknown-none` and embeds
-//! it: `GUEST_ELF_PATH` names the ELF for `include_bytes!`.
+//! Builds the guest kernel (`../guest`, feature `kernel`, profile `kernel`)
+//! for `x86_64-unknown-none` and embeds it: `GUEST_ELF_PATH` names the ELF
+//! for `include_bytes!`.
 //!
 //! `VMM_GUEST_ELF=/path/to/elf` embeds a prebuilt kernel instead.
 
@@ -8,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
 const GUEST_TARGET: &str = "x86_64-unknown-none";
+/// The root workspace's profile for the kernel (see its Cargo.toml).
+const GUEST_PROFILE: &str = "kernel";
 
 fn main() {
     println!("cargo:rerun-if-env-changed=VMM_GUEST_ELF");
@@ -31,14 +34,7 @@ fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
     let guest_dir = root.join("guest");
-    for watched in [
-        "src",
-        "Cargo.toml",
-        "Cargo.lock",
-        "build.rs",
-        "linker.ld",
-        ".cargo",
-    ] {
+    for watched in ["src", "Cargo.toml", "build.rs", "linker.ld", ".cargo"] {
         println!(
             "cargo:rerun-if-changed={}",
             guest_dir.join(watched).display()
@@ -49,6 +45,10 @@ fn main() {
             "cargo:rerun-if-changed={}",
             root.join("shared").join(watched).display()
         );
+    }
+    // The workspace's lock file and the `kernel` profile.
+    for watched in ["Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
     // The guest gets its own target directory so that the host build's lock
@@ -61,7 +61,8 @@ fn main() {
     let mut command = Command::new(&cargo);
     command
         .current_dir(&guest_dir)
-        .args(["build", "--release", "--locked", "--target", GUEST_TARGET])
+        .args(["build", "--locked", "--target", GUEST_TARGET])
+        .args(["--profile", GUEST_PROFILE, "--features", "kernel"])
         .arg("--target-dir")
         .arg(&target_dir);
     // A clean environment: nothing of the host build (flags, target,
@@ -94,7 +95,10 @@ fn main() {
         );
         exit(1);
     }
-    let elf = target_dir.join(GUEST_TARGET).join("release").join("guest");
+    let elf = target_dir
+        .join(GUEST_TARGET)
+        .join(GUEST_PROFILE)
+        .join("guest");
     println!("cargo:rustc-env=GUEST_ELF_PATH={}", elf.display());
 }
 

@@ -5,24 +5,30 @@
 //! everything we need is copied into the kernel image (`.bss`) first, and the
 //! rest of the kernel only ever sees [`BootInfo`].
 //!
-//! Layout (Xen `arch-x86/hvm/start_info.h`): magic u32 @0, version u32 @4,
-//! flags u32 @8, nr_modules u32 @12, modlist_paddr u64 @16, cmdline_paddr u64
-//! @24, rsdp_paddr u64 @32, memmap_paddr u64 @40 and memmap_entries u32 @48
-//! (version >= 1). A memory map entry is {addr u64, size u64, type u32,
-//! reserved u32}.
+//! The layouts are `shared::pvh`'s. [`BootInfo::parse`] reads them through a
+//! [`PhysicalMemory`], so the same validation runs on the loader's memory in
+//! the kernel and on fabricated structures in tests.
 
 use core::fmt;
+use core::ops::Range;
 
-/// `hvm_start_info.magic`: "xEn3" with bit 7 of the "E" cleared.
-pub const START_INFO_MAGIC: u32 = 0x336e_c578;
-/// Memory map entry type of usable RAM.
-pub const MEMMAP_TYPE_RAM: u32 = 1;
-/// Longest command line we keep; longer ones are rejected.
-pub const CMDLINE_MAX: usize = 1024;
+use shared::boot::CMDLINE_MAX;
+use shared::pvh::{HvmMemmapEntry, HvmStartInfo, START_MAGIC, VERSION_WITH_MEMMAP};
+
 /// Most memory map entries we keep; more are rejected.
 pub const MEMMAP_MAX: usize = 128;
-/// Only the first 4 GiB are identity-mapped by `boot.rs`.
+/// Only the first 4 GiB are identity-mapped by the boot code.
 pub const MAPPED_LIMIT: u64 = 4 << 30;
+
+/// Where [`BootInfo::parse`] reads the loader's structures from.
+pub trait PhysicalMemory {
+    /// The `hvm_start_info` at physical address `paddr`.
+    fn start_info(&self, paddr: u64) -> HvmStartInfo;
+    /// The memory map entry at physical address `paddr`.
+    fn memmap_entry(&self, paddr: u64) -> HvmMemmapEntry;
+    /// The byte at physical address `paddr`.
+    fn byte(&self, paddr: u64) -> u8;
+}
 
 /// One memory map entry.
 #[derive(Clone, Copy, Debug, Default)]
@@ -57,6 +63,7 @@ pub enum BootInfoError {
     BadMagic(u32),
     NoMemoryMap { version: u32 },
     Unmapped { what: &'static str, addr: u64 },
+    OverlapsKernel { what: &'static str, addr: u64 },
     CmdlineTooLong,
     CmdlineNotUtf8,
     TooManyMemmapEntries(u32),
@@ -68,13 +75,16 @@ impl fmt::Display for BootInfoError {
             Self::NullPointer => write!(f, "no hvm_start_info (EBX = 0): not booted by PVH?"),
             Self::BadMagic(magic) => write!(
                 f,
-                "hvm_start_info magic is {magic:#010x}, expected {START_INFO_MAGIC:#010x}: not booted by PVH?"
+                "hvm_start_info magic is {magic:#010x}, expected {START_MAGIC:#010x}: not booted by PVH?"
             ),
             Self::NoMemoryMap { version } => {
                 write!(f, "hvm_start_info version {version} carries no memory map (need version >= 1 and entries > 0)")
             }
             Self::Unmapped { what, addr } => {
                 write!(f, "{what} at {addr:#x} lies above the identity-mapped 4 GiB")
+            }
+            Self::OverlapsKernel { what, addr } => {
+                write!(f, "{what} at {addr:#x} lies inside the kernel image")
             }
             Self::CmdlineTooLong => write!(f, "command line longer than {CMDLINE_MAX} bytes"),
             Self::CmdlineNotUtf8 => write!(f, "command line is not UTF-8"),
@@ -101,43 +111,39 @@ impl BootInfo {
         }
     }
 
-    /// Validates `hvm_start_info` at physical address `paddr` and copies what
-    /// the kernel needs into `self`.
-    ///
-    /// # Safety
-    /// `paddr` must be the address the PVH loader passed in EBX, and memory
-    /// must still be identity-mapped as `boot.rs` left it.
-    pub unsafe fn parse(&mut self, paddr: u64) -> Result<(), BootInfoError> {
+    /// Validates `hvm_start_info` at physical address `paddr` in `memory`
+    /// and copies what the kernel needs into `self`. `kernel` is the kernel
+    /// image's physical range: boot data there was overwritten by the load
+    /// and the `.bss` clearing, so it is rejected.
+    pub fn parse(
+        &mut self,
+        paddr: u64,
+        memory: &impl PhysicalMemory,
+        kernel: Range<u64>,
+    ) -> Result<(), BootInfoError> {
         if paddr == 0 {
             return Err(BootInfoError::NullPointer);
         }
-        check_mapped("hvm_start_info", paddr, 56)?;
-        let read_u32 =
-            |offset: u64| unsafe { core::ptr::read_unaligned((paddr + offset) as *const u32) };
-        let read_u64 =
-            |offset: u64| unsafe { core::ptr::read_unaligned((paddr + offset) as *const u64) };
-
-        let magic = read_u32(0);
-        if magic != START_INFO_MAGIC {
-            return Err(BootInfoError::BadMagic(magic));
+        let start_info_size = size_of::<HvmStartInfo>() as u64;
+        check_readable("hvm_start_info", paddr, start_info_size, &kernel)?;
+        let info = memory.start_info(paddr);
+        if info.magic != START_MAGIC {
+            return Err(BootInfoError::BadMagic(info.magic));
         }
         self.start_info = paddr;
-        self.version = read_u32(4);
+        self.version = info.version;
 
-        let cmdline_paddr = read_u64(24);
         self.cmdline_len = 0;
-        if cmdline_paddr != 0 {
-            check_mapped("command line", cmdline_paddr, 1)?;
+        if info.cmdline_paddr != 0 {
             loop {
-                if self.cmdline_len == CMDLINE_MAX {
-                    return Err(BootInfoError::CmdlineTooLong);
-                }
-                let addr = cmdline_paddr + self.cmdline_len as u64;
-                check_mapped("command line", addr, 1)?;
-                // SAFETY: identity-mapped, checked above.
-                let byte = unsafe { core::ptr::read_volatile(addr as *const u8) };
+                let addr = info.cmdline_paddr + self.cmdline_len as u64;
+                check_readable("command line", addr, 1, &kernel)?;
+                let byte = memory.byte(addr);
                 if byte == 0 {
                     break;
+                }
+                if self.cmdline_len == CMDLINE_MAX {
+                    return Err(BootInfoError::CmdlineTooLong);
                 }
                 self.cmdline[self.cmdline_len] = byte;
                 self.cmdline_len += 1;
@@ -147,8 +153,8 @@ impl BootInfo {
             }
         }
 
-        let (memmap_paddr, entries) = if self.version >= 1 {
-            (read_u64(40), read_u32(48))
+        let (memmap_paddr, entries) = if self.version >= VERSION_WITH_MEMMAP {
+            (info.memmap_paddr, info.memmap_entries)
         } else {
             (0, 0)
         };
@@ -160,17 +166,20 @@ impl BootInfo {
         if entries as usize > MEMMAP_MAX {
             return Err(BootInfoError::TooManyMemmapEntries(entries));
         }
-        check_mapped("memory map", memmap_paddr, u64::from(entries) * 24)?;
-        for i in 0..entries as usize {
-            let entry = memmap_paddr + 24 * i as u64;
-            // SAFETY: identity-mapped, checked above.
-            unsafe {
-                self.memmap[i] = MemoryRegion {
-                    addr: core::ptr::read_unaligned(entry as *const u64),
-                    size: core::ptr::read_unaligned((entry + 8) as *const u64),
-                    kind: core::ptr::read_unaligned((entry + 16) as *const u32),
-                };
-            }
+        let entry_size = size_of::<HvmMemmapEntry>() as u64;
+        check_readable(
+            "memory map",
+            memmap_paddr,
+            u64::from(entries) * entry_size,
+            &kernel,
+        )?;
+        for (i, region) in self.memmap[..entries as usize].iter_mut().enumerate() {
+            let entry = memory.memmap_entry(memmap_paddr + entry_size * i as u64);
+            *region = MemoryRegion {
+                addr: entry.addr,
+                size: entry.size,
+                kind: entry.kind,
+            };
         }
         self.memmap_len = entries as usize;
         Ok(())
@@ -202,9 +211,233 @@ pub fn param<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
-fn check_mapped(what: &'static str, addr: u64, len: u64) -> Result<(), BootInfoError> {
-    match addr.checked_add(len) {
-        Some(end) if end <= MAPPED_LIMIT => Ok(()),
-        _ => Err(BootInfoError::Unmapped { what, addr }),
+/// `len` bytes at `addr` are identity-mapped and clear of the kernel image.
+fn check_readable(
+    what: &'static str,
+    addr: u64,
+    len: u64,
+    kernel: &Range<u64>,
+) -> Result<(), BootInfoError> {
+    let end = match addr.checked_add(len) {
+        Some(end) if end <= MAPPED_LIMIT => end,
+        _ => return Err(BootInfoError::Unmapped { what, addr }),
+    };
+    if addr < kernel.end && kernel.start < end {
+        return Err(BootInfoError::OverlapsKernel { what, addr });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::pvh::memmap_type;
+    use std::boxed::Box;
+    use std::vec;
+    use std::vec::Vec;
+
+    const START_INFO: u64 = 0x6000;
+    const MEMMAP: u64 = 0x6040;
+    const CMDLINE: u64 = 0x2_0000;
+    const KERNEL: Range<u64> = 0x10_0000..0x20_0000;
+
+    /// The loader's memory as a PVH loader (our VMM) lays it out.
+    struct FakeMemory {
+        info: HvmStartInfo,
+        memmap: Vec<HvmMemmapEntry>,
+        cmdline: Vec<u8>,
+    }
+
+    impl FakeMemory {
+        fn new(cmdline: &str) -> Self {
+            let memmap = vec![
+                entry(0, 0x9_fc00, memmap_type::RAM),
+                entry(0x9_fc00, 0x400, memmap_type::RESERVED),
+                entry(0x10_0000, 0x7f0_0000, memmap_type::RAM),
+            ];
+            let mut bytes = cmdline.as_bytes().to_vec();
+            bytes.push(0);
+            Self {
+                info: HvmStartInfo {
+                    magic: START_MAGIC,
+                    version: 1,
+                    cmdline_paddr: CMDLINE,
+                    memmap_paddr: MEMMAP,
+                    memmap_entries: memmap.len() as u32,
+                    ..HvmStartInfo::default()
+                },
+                memmap,
+                cmdline: bytes,
+            }
+        }
+
+        fn parse(&self, paddr: u64) -> Result<Box<BootInfo>, BootInfoError> {
+            let mut info = Box::new(BootInfo::empty());
+            info.parse(paddr, self, KERNEL).map(|()| info)
+        }
+    }
+
+    fn entry(addr: u64, size: u64, kind: u32) -> HvmMemmapEntry {
+        HvmMemmapEntry {
+            addr,
+            size,
+            kind,
+            reserved: 0,
+        }
+    }
+
+    impl PhysicalMemory for FakeMemory {
+        fn start_info(&self, paddr: u64) -> HvmStartInfo {
+            assert_eq!(paddr, START_INFO, "read outside the fake");
+            self.info
+        }
+
+        fn memmap_entry(&self, paddr: u64) -> HvmMemmapEntry {
+            let offset = paddr - self.info.memmap_paddr;
+            assert_eq!(offset % 24, 0);
+            self.memmap[(offset / 24) as usize]
+        }
+
+        fn byte(&self, paddr: u64) -> u8 {
+            self.cmdline[(paddr - self.info.cmdline_paddr) as usize]
+        }
+    }
+
+    #[test]
+    fn a_valid_start_info_is_copied() {
+        let info = FakeMemory::new("console=ttyS0 test=boot")
+            .parse(START_INFO)
+            .unwrap();
+        assert_eq!(info.start_info, START_INFO);
+        assert_eq!(info.version, 1);
+        assert_eq!(info.cmdline(), "console=ttyS0 test=boot");
+        assert_eq!(info.param("test"), Some("boot"));
+        let map = info.memory_map();
+        assert_eq!(map.len(), 3);
+        assert_eq!(
+            (map[2].addr, map[2].size, map[2].kind),
+            (0x10_0000, 0x7f0_0000, 1)
+        );
+        assert_eq!(map[2].end(), 0x800_0000);
+    }
+
+    #[test]
+    fn bad_magic_is_rejected() {
+        let mut memory = FakeMemory::new("");
+        memory.info.magic = 0x336e_c579;
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::BadMagic(0x336e_c579))
+        ));
+    }
+
+    #[test]
+    fn null_and_unmapped_start_info_are_rejected_before_any_read() {
+        let memory = FakeMemory::new("");
+        assert!(matches!(memory.parse(0), Err(BootInfoError::NullPointer)));
+        assert!(matches!(
+            memory.parse(MAPPED_LIMIT - 8),
+            Err(BootInfoError::Unmapped { .. })
+        ));
+        assert!(matches!(
+            memory.parse(u64::MAX - 4),
+            Err(BootInfoError::Unmapped { .. })
+        ));
+    }
+
+    #[test]
+    fn boot_data_inside_the_kernel_image_is_rejected() {
+        let memory = FakeMemory::new("");
+        let inside = KERNEL.start + 0x1000;
+        let mut info = Box::new(BootInfo::empty());
+        let result = info.parse(START_INFO, &memory, 0x5000..0x6001);
+        assert!(matches!(
+            result,
+            Err(BootInfoError::OverlapsKernel {
+                what: "hvm_start_info",
+                ..
+            })
+        ));
+        let mut memory = FakeMemory::new("x");
+        memory.info.cmdline_paddr = KERNEL.end - 1;
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::OverlapsKernel {
+                what: "command line",
+                ..
+            })
+        ));
+        let mut memory = FakeMemory::new("");
+        // The last entry's end touches the kernel's first byte.
+        memory.info.memmap_paddr = KERNEL.start - 3 * 24 + 1;
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::OverlapsKernel {
+                what: "memory map",
+                ..
+            })
+        ));
+        memory.info.memmap_paddr = KERNEL.start - 3 * 24;
+        assert!(memory.parse(START_INFO).is_ok(), "adjacent is fine");
+        memory.info.memmap_paddr = inside;
+        assert!(memory.parse(START_INFO).is_err());
+    }
+
+    #[test]
+    fn version_0_or_an_empty_memory_map_is_rejected() {
+        let mut memory = FakeMemory::new("");
+        memory.info.version = 0;
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::NoMemoryMap { version: 0 })
+        ));
+        let mut memory = FakeMemory::new("");
+        memory.info.memmap_entries = 0;
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::NoMemoryMap { version: 1 })
+        ));
+        let mut memory = FakeMemory::new("");
+        memory.info.memmap_entries = MEMMAP_MAX as u32 + 1;
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::TooManyMemmapEntries(129))
+        ));
+    }
+
+    #[test]
+    fn the_longest_command_line_fits_and_one_byte_more_does_not() {
+        let longest = "x".repeat(CMDLINE_MAX);
+        let info = FakeMemory::new(&longest).parse(START_INFO).unwrap();
+        assert_eq!(info.cmdline().len(), 4095);
+        let too_long = "x".repeat(CMDLINE_MAX + 1);
+        assert!(matches!(
+            FakeMemory::new(&too_long).parse(START_INFO),
+            Err(BootInfoError::CmdlineTooLong)
+        ));
+    }
+
+    #[test]
+    fn no_command_line_is_an_empty_one_and_bad_utf8_is_rejected() {
+        let mut memory = FakeMemory::new("ignored");
+        memory.info.cmdline_paddr = 0;
+        assert_eq!(memory.parse(START_INFO).unwrap().cmdline(), "");
+        let mut memory = FakeMemory::new("");
+        memory.cmdline = vec![b'a', 0xff, 0];
+        assert!(matches!(
+            memory.parse(START_INFO),
+            Err(BootInfoError::CmdlineNotUtf8)
+        ));
+    }
+
+    #[test]
+    fn params_match_whole_keys_only() {
+        let line = "console=ttyS0 test=bootinfo x=1 empty=";
+        assert_eq!(param(line, "test"), Some("bootinfo"));
+        assert_eq!(param(line, "x"), Some("1"));
+        assert_eq!(param(line, "empty"), Some(""));
+        assert_eq!(param(line, "tes"), None);
+        assert_eq!(param(line, "console=ttyS0"), None);
+        assert_eq!(param("", "test"), None);
     }
 }

@@ -1,137 +1,14 @@
-//! asyncos: a tiny x86_64 kernel demonstrating interrupt-driven async/await.
-//!
-//! Boot order (`kernel_main`): serial console, PVH start info (validated and
-//! copied), GDT/TSS and IDT, guard pages, heap from the memory map, PIC and
-//! PIT, interrupts on, i8042 keyboard, then either an in-guest test
-//! (`test=NAME` on the command line, see `ktest.rs`) or the shell.
+//! The kernel binary: the `guest` library's boot sequence
+//! (`guest::kernel::kernel_main`, entered from the PVH entry code) and the
+//! panic handler, which only a binary may define.
 #![no_std]
 #![no_main]
 
-extern crate alloc;
-
-#[macro_use]
-mod serial;
-
-mod boot;
-mod bootinfo;
-mod debug_exit;
-mod executor;
-mod gdt;
-mod heap;
-mod interrupts;
-mod keyboard;
-mod ktest;
-mod paging;
-mod pic;
-mod shell;
-mod stats;
-mod time;
-mod timer;
-
 use core::panic::PanicInfo;
 
-use bootinfo::BootInfo;
-use executor::{Executor, Spawner};
+use guest::drivers::debug_exit;
+use guest::{emergency_println, ktest};
 use shared::exit;
-
-static mut BOOT_INFO: BootInfo = BootInfo::empty();
-
-fn boot_failure(message: core::fmt::Arguments) -> ! {
-    emergency_println!("boot failure: {message}");
-    debug_exit::exit(exit::BOOT_FAILURE)
-}
-
-/// Rust entry point, called from the 64-bit part of [`boot`] with the
-/// physical address of the PVH `hvm_start_info` structure.
-pub extern "C" fn kernel_main(start_info: u32) -> ! {
-    serial::init();
-    println!("{}", shared::boot::BANNER);
-
-    // SAFETY: single-threaded boot; BOOT_INFO is written here only, before
-    // any shared reference to it exists.
-    let boot_info: &'static BootInfo = unsafe {
-        let info = &mut *core::ptr::addr_of_mut!(BOOT_INFO);
-        if let Err(error) = info.parse(u64::from(start_info)) {
-            boot_failure(format_args!("{error}"));
-        }
-        info
-    };
-    println!(
-        "boot: hvm_start_info v{} at {:#x}, command line {:?}",
-        boot_info.version,
-        boot_info.start_info,
-        boot_info.cmdline()
-    );
-
-    gdt::init();
-    interrupts::init();
-    // SAFETY: the start info has been copied; nothing uses page 0 or the
-    // guard page; interrupts are off.
-    unsafe {
-        for page in [0, boot::stack_guard_page()] {
-            if let Err(error) = paging::unmap_page(page) {
-                boot_failure(format_args!("cannot unmap guard page {page:#x}: {error}"));
-            }
-        }
-    }
-
-    let ram: u64 = boot_info
-        .memory_map()
-        .iter()
-        .filter(|region| region.kind == bootinfo::MEMMAP_TYPE_RAM)
-        .map(|region| region.size)
-        .sum();
-    let Some((heap_start, heap_size)) = heap::choose(boot_info.memory_map(), heap::kernel_end())
-    else {
-        boot_failure(format_args!(
-            "no RAM above the kernel end {:#x} in the memory map ({} entries)",
-            heap::kernel_end(),
-            boot_info.memory_map().len()
-        ));
-    };
-    if heap_size < heap::HEAP_MIN {
-        boot_failure(format_args!(
-            "largest free RAM region is {heap_size} bytes, need {}",
-            heap::HEAP_MIN
-        ));
-    }
-    // SAFETY: RAM per the memory map, above the kernel image, below 4 GiB
-    // (identity-mapped), and used by nothing else.
-    unsafe { heap::init(heap_start, heap_size) };
-    println!(
-        "memory: {} MiB RAM in {} map entries; heap {} KiB at {:#x}",
-        ram >> 20,
-        boot_info.memory_map().len(),
-        heap_size >> 10,
-        heap_start
-    );
-
-    executor::init();
-    keyboard::init_queue();
-    pic::init();
-    time::init();
-    pic::unmask(shared::irq::TIMER);
-    x86_64::instructions::interrupts::enable();
-    let keyboard = keyboard::init_controller();
-    if keyboard {
-        pic::unmask(shared::irq::KEYBOARD);
-    }
-
-    if let Some(name) = boot_info.param(shared::boot::TEST_PARAM) {
-        ktest::run(name, boot_info);
-    }
-
-    let spawner = Spawner;
-    let spawned = spawner
-        .spawn(timer::timer_task())
-        .and_then(|_| spawner.spawn(shell::shell(spawner)));
-    if let Err(error) = spawned {
-        panic!("cannot start the shell: {error}");
-    }
-    Executor::new().run();
-    println!("all tasks finished");
-    debug_exit::exit(exit::SUCCESS)
-}
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {

@@ -8,6 +8,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// A monotonically increasing event counter.
 pub struct Counter(AtomicU64);
 
+impl Default for Counter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Counter {
     pub const fn new() -> Self {
         Self(AtomicU64::new(0))

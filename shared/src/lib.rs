@@ -8,6 +8,7 @@
 pub mod i8042;
 pub mod pit;
 pub mod ps2;
+pub mod pvh;
 pub mod rtc;
 
 /// Legacy PC I/O ports.
@@ -130,6 +131,9 @@ pub mod boot {
     pub const PROMPT: &str = "> ";
     /// Kernel command-line key that selects an in-guest test (`test=NAME`).
     pub const TEST_PARAM: &str = "test";
+    /// Longest kernel command line, in bytes, without the terminating NUL:
+    /// the VMM accepts no longer one and the guest keeps one this long.
+    pub const CMDLINE_MAX: usize = 4095;
 }
 
 /// VMM process exit statuses beyond the guest's own debug-exit values.

@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::KernelLoader;
+use shared::pvh::{self, memmap_type, HvmMemmapEntry, HvmStartInfo};
 use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::memory::{self, MemoryLayout};
@@ -23,8 +24,9 @@ pub const START_INFO_ADDR: u64 = 0x6000;
 pub const MEMMAP_ADDR: u64 = START_INFO_ADDR + 0x40;
 /// Guest-physical address of the NUL-terminated command line.
 pub const CMDLINE_ADDR: u64 = 0x2_0000;
-/// Longest command line accepted, in bytes, without the terminating NUL.
-pub const CMDLINE_MAX: usize = 4095;
+/// Longest command line accepted, in bytes, without the terminating NUL
+/// (the guest keeps one this long).
+pub use shared::boot::CMDLINE_MAX;
 
 /// Guest memory the VMM writes boot data to; the kernel may not load there.
 const BOOT_DATA: [Range<u64>; 3] = [
@@ -33,12 +35,6 @@ const BOOT_DATA: [Range<u64>; 3] = [
     CMDLINE_ADDR..CMDLINE_ADDR + CMDLINE_MAX as u64 + 1,
 ];
 
-/// `hvm_start_info.magic`.
-const XEN_HVM_START_MAGIC: u32 = 0x336e_c578;
-/// E820 type of usable RAM.
-const E820_RAM: u32 = 1;
-/// E820 type of reserved memory.
-const E820_RESERVED: u32 = 2;
 /// ELF note type of the PVH 32-bit entry point.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 const PT_LOAD: u32 = 1;
@@ -252,37 +248,25 @@ pub fn check_placement(info: &ElfInfo, layout: &MemoryLayout) -> Result<(), Boot
     Ok(())
 }
 
-/// `struct hvm_start_info` of the PVH ABI (version 1).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct HvmStartInfo {
-    magic: u32,
-    version: u32,
-    flags: u32,
-    nr_modules: u32,
-    modlist_paddr: u64,
-    cmdline_paddr: u64,
-    rsdp_paddr: u64,
-    memmap_paddr: u64,
-    memmap_entries: u32,
-    reserved: u32,
-}
+/// [`HvmStartInfo`] as guest memory takes it (`ByteValued` is foreign to
+/// `shared`, so it is implemented on this wrapper).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct StartInfoBytes(HvmStartInfo);
 
-// SAFETY: plain integers, `repr(C)` without padding (56 bytes).
-unsafe impl ByteValued for HvmStartInfo {}
+// SAFETY: `HvmStartInfo` is `repr(C)` and made of integers only, without
+// padding (56 bytes, checked by `shared`'s layout tests and below): every
+// byte pattern is a valid value and none of its bytes is uninitialised.
+unsafe impl ByteValued for StartInfoBytes {}
 
-/// `struct hvm_memmap_table_entry` of the PVH ABI.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-struct HvmMemmapEntry {
-    addr: u64,
-    size: u64,
-    kind: u32,
-    reserved: u32,
-}
+/// [`HvmMemmapEntry`] as guest memory takes it.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct MemmapEntryBytes(HvmMemmapEntry);
 
-// SAFETY: plain integers, `repr(C)` without padding (24 bytes).
-unsafe impl ByteValued for HvmMemmapEntry {}
+// SAFETY: `HvmMemmapEntry` is `repr(C)`, integers only, no padding (24
+// bytes): every byte pattern is valid and all bytes are initialised.
+unsafe impl ByteValued for MemmapEntryBytes {}
 
 /// Where the vCPU starts: the values of the PVH entry state that vary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -342,21 +326,25 @@ pub fn load(
         let entry = HvmMemmapEntry {
             addr,
             size,
-            kind: if ram { E820_RAM } else { E820_RESERVED },
+            kind: if ram {
+                memmap_type::RAM
+            } else {
+                memmap_type::RESERVED
+            },
             reserved: 0,
         };
         let at = MEMMAP_ADDR + (index * std::mem::size_of::<HvmMemmapEntry>()) as u64;
-        mem.write_obj(entry, GuestAddress(at))?;
+        mem.write_obj(MemmapEntryBytes(entry), GuestAddress(at))?;
     }
     let start_info = HvmStartInfo {
-        magic: XEN_HVM_START_MAGIC,
-        version: 1,
+        magic: pvh::START_MAGIC,
+        version: pvh::VERSION_WITH_MEMMAP,
         cmdline_paddr: CMDLINE_ADDR,
         memmap_paddr: MEMMAP_ADDR,
         memmap_entries: map.len() as u32,
         ..Default::default()
     };
-    mem.write_obj(start_info, GuestAddress(START_INFO_ADDR))?;
+    mem.write_obj(StartInfoBytes(start_info), GuestAddress(START_INFO_ADDR))?;
     Ok(BootEntry {
         entry,
         start_info: START_INFO_ADDR as u32,
@@ -364,8 +352,8 @@ pub fn load(
 }
 
 const _: () = {
-    assert!(std::mem::size_of::<HvmStartInfo>() == 56);
-    assert!(std::mem::size_of::<HvmMemmapEntry>() == 24);
+    assert!(std::mem::size_of::<StartInfoBytes>() == 56);
+    assert!(std::mem::size_of::<MemmapEntryBytes>() == 24);
     assert!(MEMMAP_ADDR + 3 * 24 <= START_INFO_ADDR + 0x1000);
     assert!(CMDLINE_ADDR + (CMDLINE_MAX as u64) < memory::LOW_RAM_END);
 };

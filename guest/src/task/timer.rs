@@ -1,8 +1,7 @@
 //! Timers: `sleep(ms).await`, woken by the timer interrupt.
 //!
-//! The queue of pending timers is a `BTreeMap` ordered by (deadline tick,
-//! sequence number), so timers with equal deadlines fire in creation order.
-//! Interrupt handlers never touch it (it allocates): IRQ0 only advances the
+//! The queue of pending timers is a [`TimerQueue`] (deadline order, equal
+//! deadlines in creation order). Interrupt handlers never touch it (it allocates): IRQ0 only advances the
 //! clock and, once the earliest deadline is reached, wakes the timer task
 //! through an `AtomicWaker`. The timer task (spawned by the kernel, see
 //! [`timer_task`]) runs in task context, removes every expired entry and
@@ -14,7 +13,6 @@
 //! registered; the task re-reads the clock afterwards), so the interrupt that
 //! reaches a deadline sees it and wakes the timer task.
 
-use alloc::collections::BTreeMap;
 use core::future::Future;
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +21,7 @@ use core::task::{Context, Poll, Waker};
 use futures_util::task::AtomicWaker;
 use spin::Mutex;
 
+use super::timer_queue::{TimerKey, TimerQueue};
 use crate::time;
 
 /// Tick of the earliest pending deadline (`u64::MAX`: none).
@@ -30,8 +29,7 @@ static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Wakes the timer task.
 static TIMER_TASK_WAKER: AtomicWaker = AtomicWaker::new();
 /// Pending timers. Task context only.
-static QUEUE: Mutex<BTreeMap<(u64, u64), Waker>> = Mutex::new(BTreeMap::new());
-static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
+static QUEUE: Mutex<TimerQueue> = Mutex::new(TimerQueue::new());
 
 /// IRQ0: advance the clock; wake the timer task when a deadline is reached.
 /// Neither allocates nor takes a lock.
@@ -46,7 +44,7 @@ pub fn on_interrupt() {
 pub struct Timer {
     deadline: u64,
     /// Key of our entry in the queue, once registered.
-    key: Option<(u64, u64)>,
+    key: Option<TimerKey>,
 }
 
 /// Sleeps at least `ms` milliseconds (the current, partial tick does not count).
@@ -73,28 +71,21 @@ impl Future for Timer {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if time::ticks() >= self.deadline {
             if let Some(key) = self.key.take() {
-                QUEUE.lock().remove(&key);
+                QUEUE.lock().remove(key);
             }
             return Poll::Ready(());
         }
         let mut queue = QUEUE.lock();
         let deadline = self.deadline;
-        let key = *self
-            .key
-            .get_or_insert_with(|| (deadline, NEXT_SEQ.fetch_add(1, Ordering::Relaxed)));
-        match queue.get_mut(&key) {
-            Some(waker) => waker.clone_from(cx.waker()),
-            None => {
-                queue.insert(key, cx.waker().clone());
-            }
-        }
+        let key = *self.key.get_or_insert_with(|| queue.key(deadline));
+        queue.register(key, cx.waker());
         drop(queue);
         NEXT_DEADLINE.fetch_min(self.deadline, Ordering::SeqCst);
         // The deadline may have passed before NEXT_DEADLINE was lowered; then
         // no interrupt will wake us for it: finish now.
         if time::ticks() >= self.deadline {
             if let Some(key) = self.key.take() {
-                QUEUE.lock().remove(&key);
+                QUEUE.lock().remove(key);
             }
             return Poll::Ready(());
         }
@@ -107,7 +98,7 @@ impl Drop for Timer {
         // A cancelled timer leaves the queue (its stale NEXT_DEADLINE at
         // worst causes one spurious wake of the timer task).
         if let Some(key) = self.key.take() {
-            QUEUE.lock().remove(&key);
+            QUEUE.lock().remove(key);
         }
     }
 }
@@ -123,19 +114,10 @@ pub async fn timer_task() {
         TIMER_TASK_WAKER.register(cx.waker());
         loop {
             let now = time::ticks();
-            let mut queue = QUEUE.lock();
-            while let Some(entry) = queue.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                // The `Timer` sees its deadline passed when polled and does
-                // not look for the entry again.
-                let (_, waker) = entry.remove_entry();
-                waker.wake();
-            }
-            let next = queue.first_key_value().map_or(u64::MAX, |(key, _)| key.0);
+            // The `Timer` sees its deadline passed when polled and does not
+            // look for its entry again.
+            let next = QUEUE.lock().expire(now, Waker::wake);
             NEXT_DEADLINE.store(next, Ordering::SeqCst);
-            drop(queue);
             // A tick between reading `now` and publishing `next` did not see
             // `next`: look again.
             if time::ticks() < next {

@@ -6,7 +6,7 @@
 //! `ESP`. We zero `.bss` (a loader copies only file bytes, and memory is not
 //! fresh after a reset), identity-map the first 4 GiB with 2 MiB pages, enable
 //! long mode and far-return into 64-bit code, which calls
-//! [`crate::kernel_main`] with the start-info address.
+//! [`crate::kernel::kernel_main`] with the start-info address.
 
 use core::arch::global_asm;
 
@@ -156,5 +156,5 @@ long_mode_entry:
     jmp 4b
 "#,
     stack_size = const BOOT_STACK_SIZE,
-    main = sym crate::kernel_main,
+    main = sym crate::kernel::kernel_main,
 );

@@ -30,7 +30,10 @@ use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
-use crate::{gdt, keyboard, pic, stats, timer};
+use super::gdt;
+use crate::drivers::{i8042, pic};
+use crate::stats;
+use crate::task::timer;
 
 /// Registers saved by the entry stubs, lowest address first.
 #[repr(C)]
@@ -298,7 +301,7 @@ extern "C" fn irq_dispatch(line: u32) {
             pic::end_of_interrupt(line);
         }
         KEYBOARD => {
-            keyboard::on_interrupt();
+            i8042::on_interrupt();
             pic::end_of_interrupt(line);
         }
         SPURIOUS_MASTER if pic::master_isr() & (1 << 7) == 0 => {
@@ -330,7 +333,7 @@ fn exception(frame: &mut TrapFrame) {
         8 if EXPECTED.load(Ordering::SeqCst) == EXPECT_DOUBLE_FAULT => {
             emergency_println!("{}", Report(frame));
             let on_ist = gdt::on_double_fault_stack(&raw const *frame as u64);
-            let guard = crate::boot::stack_guard_page();
+            let guard = super::boot::stack_guard_page();
             let overflowed = (guard..guard + 4096 + 512).contains(&frame.rsp);
             emergency_println!(
                 "[test] double fault handled on the IST stack: {on_ist}; faulting rsp {:#x} at the stack guard page {guard:#x}: {overflowed}",
@@ -341,7 +344,7 @@ fn exception(frame: &mut TrapFrame) {
             } else {
                 shared::exit::TEST_FAILED
             };
-            crate::debug_exit::exit(verdict)
+            crate::drivers::debug_exit::exit(verdict)
         }
         _ => fatal(frame),
     }
@@ -349,7 +352,7 @@ fn exception(frame: &mut TrapFrame) {
 
 fn fatal(frame: &TrapFrame) -> ! {
     emergency_println!("{}", Report(frame));
-    crate::debug_exit::exit(shared::exit::CPU_EXCEPTION)
+    crate::drivers::debug_exit::exit(shared::exit::CPU_EXCEPTION)
 }
 
 fn exception_name(vector: u64) -> &'static str {
@@ -419,7 +422,7 @@ impl fmt::Display for Report<'_> {
                     ""
                 },
             )?;
-            let guard = crate::boot::stack_guard_page();
+            let guard = super::boot::stack_guard_page();
             if (guard..guard + 4096).contains(&cr2) {
                 writeln!(
                     f,

@@ -73,7 +73,7 @@ pub fn emergency_write(args: fmt::Arguments) {
 /// Prints to the serial console.
 #[macro_export]
 macro_rules! print {
-    ($($arg:tt)*) => ($crate::serial::_print(format_args!($($arg)*)));
+    ($($arg:tt)*) => ($crate::drivers::serial::_print(format_args!($($arg)*)));
 }
 
 /// Prints to the serial console, with a newline.
@@ -86,5 +86,5 @@ macro_rules! println {
 /// Prints on the fatal paths, bypassing the console lock.
 #[macro_export]
 macro_rules! emergency_println {
-    ($($arg:tt)*) => ($crate::serial::emergency_write(format_args!("{}\n", format_args!($($arg)*))));
+    ($($arg:tt)*) => ($crate::drivers::serial::emergency_write(format_args!("{}\n", format_args!($($arg)*))));
 }

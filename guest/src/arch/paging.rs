@@ -110,3 +110,40 @@ pub fn is_mapped(addr: u64) -> bool {
     }
     true
 }
+
+/// Physical memory read through the boot identity map, for
+/// [`crate::bootinfo::BootInfo::parse`].
+pub struct IdentityMapped {
+    _private: (),
+}
+
+impl IdentityMapped {
+    /// # Safety
+    /// The boot identity map of the first 4 GiB must be in place, and nothing
+    /// may write the memory read through this value while it is in use
+    /// (single-threaded boot, interrupts off).
+    pub unsafe fn new() -> Self {
+        Self { _private: () }
+    }
+}
+
+impl crate::bootinfo::PhysicalMemory for IdentityMapped {
+    fn start_info(&self, paddr: u64) -> shared::pvh::HvmStartInfo {
+        // SAFETY: `new`'s contract: physical = virtual and nobody writes the
+        // memory; the read is unaligned because the loader need not align the
+        // structure, and every bit pattern is a valid `HvmStartInfo`. An
+        // address outside the map faults (a fatal report), it reads no
+        // memory it should not.
+        unsafe { core::ptr::read_unaligned(paddr as *const shared::pvh::HvmStartInfo) }
+    }
+
+    fn memmap_entry(&self, paddr: u64) -> shared::pvh::HvmMemmapEntry {
+        // SAFETY: as in `start_info`; every bit pattern is a valid entry.
+        unsafe { core::ptr::read_unaligned(paddr as *const shared::pvh::HvmMemmapEntry) }
+    }
+
+    fn byte(&self, paddr: u64) -> u8 {
+        // SAFETY: as in `start_info`.
+        unsafe { read_volatile(paddr as *const u8) }
+    }
+}

@@ -27,56 +27,21 @@ use alloc::collections::BTreeMap;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::{Context, RawWaker, RawWakerVTable, Waker};
 
 use crossbeam_queue::ArrayQueue;
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts;
 
+use super::slots::Slots;
+pub use super::slots::TaskId;
 use crate::stats;
 
 /// Most tasks alive at once.
 pub const MAX_TASKS: usize = 256;
 
-/// A task's identity: slot index and the slot's generation at spawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TaskId {
-    slot: u16,
-    generation: u32,
-}
-
-impl TaskId {
-    fn to_bits(self) -> usize {
-        (self.generation as usize) << 16 | self.slot as usize
-    }
-    fn from_bits(bits: usize) -> Self {
-        Self {
-            slot: bits as u16,
-            generation: (bits >> 16) as u32,
-        }
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.slot, self.generation)
-    }
-}
-
-struct Slot {
-    generation: AtomicU32,
-    live: AtomicBool,
-    queued: AtomicBool,
-}
-
-static SLOTS: [Slot; MAX_TASKS] = [const {
-    Slot {
-        generation: AtomicU32::new(0),
-        live: AtomicBool::new(false),
-        queued: AtomicBool::new(false),
-    }
-}; MAX_TASKS];
+static SLOTS: Slots<MAX_TASKS> = Slots::new();
 
 /// Ready task ids. Created before interrupts are enabled.
 static READY: Once<ArrayQueue<TaskId>> = Once::new();
@@ -100,14 +65,7 @@ fn wake_id(id: TaskId) {
 
 /// Queues `id` unless it is queued already or names a finished task.
 fn enqueue(id: TaskId) {
-    let Some(slot) = SLOTS.get(id.slot as usize) else {
-        return;
-    };
-    if !slot.live.load(Ordering::SeqCst) || slot.generation.load(Ordering::SeqCst) != id.generation
-    {
-        return; // the task has finished: a stale waker
-    }
-    if !slot.queued.swap(true, Ordering::SeqCst) {
+    if SLOTS.mark_queued(id) {
         // Cannot fail: at most one entry per slot, MAX_TASKS slots.
         let _ = READY.get().map(|queue| queue.push(id));
     }
@@ -169,27 +127,9 @@ impl Spawner {
 }
 
 fn allocate_slot() -> Option<TaskId> {
-    interrupts::without_interrupts(|| {
-        for (index, slot) in SLOTS.iter().enumerate() {
-            // Free, and not named by a stale entry in the ready queue.
-            if !slot.live.load(Ordering::SeqCst) && !slot.queued.load(Ordering::SeqCst) {
-                slot.live.store(true, Ordering::SeqCst);
-                let generation = slot.generation.load(Ordering::SeqCst);
-                return Some(TaskId {
-                    slot: index as u16,
-                    generation,
-                });
-            }
-        }
-        None
-    })
-}
-
-fn free_slot(id: TaskId) {
-    let slot = &SLOTS[id.slot as usize];
-    // Generation first: from here on, old wakers are stale.
-    slot.generation.fetch_add(1, Ordering::SeqCst);
-    slot.live.store(false, Ordering::SeqCst);
+    // Interrupts off: IRQ handlers only wake, but a claim must not be
+    // interleaved with another one.
+    interrupts::without_interrupts(|| SLOTS.allocate())
 }
 
 /// Number of tasks spawned and not yet finished.
@@ -244,9 +184,7 @@ impl Executor {
         let queue = ready_queue();
         while let Some(id) = queue.pop() {
             // Cleared before the poll: a wake from now on queues the task again.
-            SLOTS[id.slot as usize]
-                .queued
-                .store(false, Ordering::SeqCst);
+            SLOTS.clear_queued(id);
             if !self.tasks.contains_key(&id) {
                 self.adopt_spawned();
             }
@@ -257,7 +195,7 @@ impl Executor {
             let mut cx = Context::from_waker(&task.waker);
             if task.future.as_mut().poll(&mut cx).is_ready() {
                 let task = self.tasks.remove(&id);
-                free_slot(id);
+                SLOTS.free(id);
                 LIVE_TASKS.fetch_sub(1, Ordering::SeqCst);
                 drop(task);
             }

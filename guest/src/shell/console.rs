@@ -1,7 +1,8 @@
-//! The interactive shell on the serial console, fed by the keyboard.
+//! The shell task: reads keys, edits the line on the serial console, runs
+//! commands.
 //!
 //! Line editing: printable characters are echoed and appended (at most
-//! [`MAX_LINE`] bytes; extra characters are dropped without echo);
+//! [`MAX_LINE`](super::line::MAX_LINE) bytes; extra characters are dropped without echo);
 //! Backspace erases one character (`\x08 \x08`); Ctrl+C abandons the line
 //! (`^C`, new line, new prompt); Enter runs it. Arrows, Home/End, Delete,
 //! Tab, Escape, function keys and Ctrl with other keys are ignored.
@@ -9,28 +10,30 @@
 //! Output of background `timer` tasks that arrives while the prompt is shown
 //! goes on its own line, followed by the prompt and the line typed so far.
 
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 use futures_util::StreamExt;
 use shared::boot::PROMPT;
 use spin::Mutex;
 
-use crate::executor::{self, Spawner};
-use crate::keyboard::{Decoder, Key, ScancodeStream};
-use crate::{serial, stats, time, timer};
-
-/// Longest command line, in bytes.
-pub const MAX_LINE: usize = 4096;
+use super::command::{parse, Command};
+use super::keys::{Decoder, Key};
+use super::line::LineEditor;
+use crate::drivers::{debug_exit, rtc, serial};
+use crate::task::executor::{self, Spawner};
+use crate::task::keyboard::ScancodeStream;
+use crate::task::timer;
+use crate::{stats, time};
 
 /// What is on the console's current line. Task context only (never held
 /// across an `await`).
 struct Console {
-    line: String,
+    line: LineEditor,
     /// The prompt and `line` are on screen (the shell waits for input).
     prompt_shown: bool,
 }
 
 static CONSOLE: Mutex<Console> = Mutex::new(Console {
-    line: String::new(),
+    line: LineEditor::new(),
     prompt_shown: false,
 });
 
@@ -45,7 +48,7 @@ fn show_prompt() {
 pub fn print_async_line(text: &str) {
     let console = CONSOLE.lock();
     if console.prompt_shown {
-        print!("\n{text}\n{PROMPT}{}", console.line);
+        print!("\n{text}\n{PROMPT}{}", console.line.as_str());
     } else {
         println!("{text}");
     }
@@ -65,14 +68,12 @@ pub async fn shell(spawner: Spawner) {
         };
         match key {
             Key::Char(c) => {
-                let mut console = CONSOLE.lock();
-                if console.line.len() + c.len_utf8() <= MAX_LINE {
-                    console.line.push(c);
+                if CONSOLE.lock().line.insert(c) {
                     serial::write_str(c.encode_utf8(&mut [0; 4]));
                 }
             }
             Key::Backspace => {
-                if CONSOLE.lock().line.pop().is_some() {
+                if CONSOLE.lock().line.backspace() {
                     serial::write_str("\x08 \x08");
                 }
             }
@@ -84,7 +85,7 @@ pub async fn shell(spawner: Spawner) {
                 let line = {
                     let mut console = CONSOLE.lock();
                     console.prompt_shown = false;
-                    core::mem::take(&mut console.line)
+                    console.line.take()
                 };
                 println!();
                 run(&line, spawner).await;
@@ -99,6 +100,7 @@ commands:
   help            this list
   echo TEXT       print TEXT
   uptime          milliseconds since boot
+  date            the RTC's date and time (ISO 8601, UTC)
   sleep MS        wait MS milliseconds (keys typed meanwhile are kept)
   timer MS TEXT   print TEXT after MS milliseconds, in the background
   spin MS         busy-wait MS milliseconds without yielding
@@ -107,62 +109,34 @@ commands:
   exit [N]        leave with value N (0-255, default 0) on the debug-exit port
 keys: Backspace erases, Ctrl+C abandons the line; arrows and other keys are ignored";
 
-fn parse_ms(text: &str) -> Option<u64> {
-    text.parse::<u32>().ok().map(u64::from)
-}
-
 /// Runs one command line.
 async fn run(line: &str, spawner: Spawner) {
-    let line = line.trim();
-    let (command, args) = match line.split_once(' ') {
-        Some((command, args)) => (command, args.trim_start()),
-        None => (line, ""),
-    };
-    match command {
-        "" => {}
-        "help" => println!("{HELP}"),
-        "echo" => println!("{args}"),
-        "uptime" => println!("uptime: {} ms", time::uptime_ms()),
-        "sleep" => match parse_ms(args) {
-            Some(ms) => timer::sleep(ms).await,
-            None => println!("usage: sleep MS"),
+    match parse(line) {
+        Command::Empty => {}
+        Command::Help => println!("{HELP}"),
+        Command::Echo(text) => println!("{text}"),
+        Command::Uptime => println!("uptime: {} ms", time::uptime_ms()),
+        Command::Date => match rtc::now() {
+            Some(now) => println!("date: {now}"),
+            None => println!("date: the RTC gives no valid time"),
         },
-        "timer" => {
-            let parsed = args
-                .split_once(' ')
-                .and_then(|(ms, text)| Some((parse_ms(ms)?, text.trim_start())));
-            match parsed {
-                Some((ms, text)) if !text.is_empty() => {
-                    let text = text.to_string();
-                    let spawned = spawner.spawn(async move {
-                        timer::sleep(ms).await;
-                        print_async_line(&text);
-                    });
-                    if let Err(error) = spawned {
-                        println!("timer: {error}");
-                    }
-                }
-                _ => println!("usage: timer MS TEXT"),
+        Command::Sleep(ms) => timer::sleep(ms).await,
+        Command::Timer { ms, text } => {
+            let text = text.to_string();
+            let spawned = spawner.spawn(async move {
+                timer::sleep(ms).await;
+                print_async_line(&text);
+            });
+            if let Err(error) = spawned {
+                println!("timer: {error}");
             }
         }
-        "spin" => match parse_ms(args) {
-            Some(ms) => time::spin(ms),
-            None => println!("usage: spin MS"),
-        },
-        "tasks" => println!("tasks: {}", executor::live_tasks()),
-        "stats" => print_stats(),
-        "exit" => {
-            let value = if args.is_empty() {
-                Some(0)
-            } else {
-                args.parse::<u8>().ok()
-            };
-            match value {
-                Some(value) => crate::debug_exit::exit(value),
-                None => println!("usage: exit [N] (N from 0 to 255)"),
-            }
-        }
-        _ => println!("unknown command: {command}"),
+        Command::Spin(ms) => time::spin(ms),
+        Command::Tasks => println!("tasks: {}", executor::live_tasks()),
+        Command::Stats => print_stats(),
+        Command::Exit(value) => debug_exit::exit(value),
+        Command::Usage(usage) => println!("{usage}"),
+        Command::Unknown(command) => println!("unknown command: {command}"),
     }
 }
 

@@ -1,45 +1,14 @@
-//! PS/2 keyboard: i8042 driver, IRQ1 handler, scancode stream and decoder.
-//!
-//! The IRQ1 handler reads one byte from the controller, pushes it into a
-//! bounded lock-free queue and wakes the consumer through an `AtomicWaker`.
-//! A full queue drops the byte and counts it; nothing panics, allocates or
-//! blocks in the handler. [`ScancodeStream`] is the consumer side, a
-//! `futures` `Stream`; [`Decoder`] turns scancodes into [`Key`]s.
-//!
-//! The controller translates the keyboard's scancode set 2 to set 1 (command
-//! byte bit 6), so the decoder uses `pc_keyboard`'s `ScancodeSet1`.
+//! The i8042 keyboard controller and its PS/2 keyboard: initialisation as
+//! a real driver does it, and the IRQ1 handler, which moves one byte from
+//! the controller into the scancode queue (`task::keyboard`).
 
-use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, Ordering};
-use core::task::{Context, Poll};
-
-use crossbeam_queue::ArrayQueue;
-use futures_util::stream::Stream;
-use futures_util::task::AtomicWaker;
-use pc_keyboard::{
-    layouts::Us104Key, DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1,
-};
 use shared::i8042::{self, command_byte, interface_test, status, Command};
 use shared::ports::{I8042_COMMAND, I8042_DATA};
 use shared::ps2::{self, reply};
-use spin::Once;
 use x86_64::instructions::port::Port;
 
+use crate::task::keyboard::{init_queue, push_with_interrupts_off};
 use crate::{stats, time};
-
-/// Scancodes the queue holds: enough for everything typed during a long
-/// `spin` (each key is 2 bytes, 4 with Shift).
-pub const QUEUE_CAPACITY: usize = 4096;
-
-static QUEUE: Once<ArrayQueue<u8>> = Once::new();
-static WAKER: AtomicWaker = AtomicWaker::new();
-static STREAM_TAKEN: AtomicBool = AtomicBool::new(false);
-
-/// Creates the scancode queue. Call before IRQ1 is unmasked.
-pub fn init_queue() {
-    // One slot more than we ever fill, see [`push_scancode`].
-    QUEUE.call_once(|| ArrayQueue::new(QUEUE_CAPACITY + 1));
-}
 
 /// IRQ1: one byte from the controller into the queue.
 pub fn on_interrupt() {
@@ -57,129 +26,6 @@ pub fn on_interrupt() {
     stats::SCANCODES.inc();
     push_with_interrupts_off(byte);
 }
-
-/// Whether the ring under the scancode queue is full (for tests: it never is).
-pub fn ring_is_full() -> bool {
-    QUEUE.get().is_some_and(|queue| queue.is_full())
-}
-
-/// Queues a scancode for the stream as IRQ1 does (for tests).
-pub fn push_scancode(byte: u8) {
-    x86_64::instructions::interrupts::without_interrupts(|| push_with_interrupts_off(byte));
-}
-
-/// Queues a scancode; interrupts must be off.
-///
-/// The ring holds one slot more than [`QUEUE_CAPACITY`] and is never filled:
-/// `ArrayQueue::push` on a full ring whose head slot is being popped (the
-/// consumer advanced `head` and was interrupted before releasing the slot)
-/// spins until the pop completes, which on our one CPU, in an interrupt
-/// handler, is never. Below capacity the push's slot is never the one being
-/// popped. Interrupts off makes the length check and the push one step.
-fn push_with_interrupts_off(byte: u8) {
-    match QUEUE.get() {
-        Some(queue) if queue.len() < QUEUE_CAPACITY && queue.push(byte).is_ok() => {}
-        _ => stats::SCANCODES_DROPPED.inc(),
-    }
-    WAKER.wake();
-}
-
-/// The scancodes IRQ1 received, as a `Stream`. There is one consumer at a time.
-pub struct ScancodeStream {
-    _private: (),
-}
-
-impl ScancodeStream {
-    /// The stream, or `None` if another consumer holds it.
-    pub fn take() -> Option<Self> {
-        init_queue();
-        (!STREAM_TAKEN.swap(true, Ordering::SeqCst)).then_some(Self { _private: () })
-    }
-}
-
-impl Drop for ScancodeStream {
-    fn drop(&mut self) {
-        STREAM_TAKEN.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Stream for ScancodeStream {
-    type Item = u8;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<u8>> {
-        let queue = QUEUE.get().expect("created by take()");
-        if let Some(byte) = queue.pop() {
-            return Poll::Ready(Some(byte));
-        }
-        WAKER.register(cx.waker());
-        // A byte pushed before the registration woke the old waker (or none):
-        // look again now that the new one is registered.
-        match queue.pop() {
-            Some(byte) => {
-                WAKER.take();
-                Poll::Ready(Some(byte))
-            }
-            None => Poll::Pending,
-        }
-    }
-}
-
-/// What a key press means to the shell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Key {
-    /// A printable character (layout, Shift and Caps Lock applied).
-    Char(char),
-    Enter,
-    Backspace,
-    /// Ctrl+C.
-    Interrupt,
-}
-
-/// Scancode set 1 bytes -> [`Key`]s (US 104-key layout).
-///
-/// Keys without a meaning to the shell are ignored: arrows, Home/End,
-/// function keys, Tab, Escape, Delete and Ctrl with anything but C.
-pub struct Decoder {
-    keyboard: PS2Keyboard<Us104Key, ScancodeSet1>,
-}
-
-impl Default for Decoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Decoder {
-    pub const fn new() -> Self {
-        Self {
-            keyboard: PS2Keyboard::new(
-                ScancodeSet1::new(),
-                Us104Key,
-                HandleControl::MapLettersToUnicode,
-            ),
-        }
-    }
-
-    /// Feeds one byte; returns the key it completes, if any.
-    pub fn feed(&mut self, byte: u8) -> Option<Key> {
-        // Unknown codes (e.g. a stray 0xFA acknowledge) are ignored.
-        let event = self.keyboard.add_byte(byte).ok()??;
-        let code = event.code;
-        // Enter and Backspace by key, not by character: with Ctrl held,
-        // `pc_keyboard` maps the letters to control characters, so Ctrl+M,
-        // Ctrl+J and Ctrl+H would otherwise pass for Enter and Backspace.
-        match (code, self.keyboard.process_keyevent(event)?) {
-            (KeyCode::Return | KeyCode::NumpadEnter, _) => Some(Key::Enter),
-            (KeyCode::Backspace, _) => Some(Key::Backspace),
-            (KeyCode::C, DecodedKey::Unicode('\u{3}')) => Some(Key::Interrupt),
-            (_, DecodedKey::Unicode(c)) if !c.is_control() => Some(Key::Char(c)),
-            (_, DecodedKey::Unicode(_) | DecodedKey::RawKey(_)) => None,
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The i8042 controller driver.
 
 /// Milliseconds to wait for the controller or keyboard to answer.
 const TIMEOUT_MS: u64 = 50;
