@@ -73,3 +73,35 @@ fn boots_in_qemu_microvm_kvm() {
     require_kvm();
     boots_and_exits("microvm", "kvm");
 }
+
+/// Shell lines from `-append 'run=...'` run before the prompt, with no
+/// keyboard: `microvm` has none, and still exits through `run=`.
+fn runs_command_line_lines(machine: &str, accel: &str) {
+    let mut command = qemu_command(machine, accel, guest_elf());
+    command.args(["-append", "run=echo from the command line; uptime; exit 3"]);
+    let mut vm = Machine::spawn(command);
+    let status = vm.wait(Duration::from_secs(30));
+    let stdout = vm.stdout.text();
+    assert_eq!(
+        status.code(),
+        Some(exit::qemu_exit_status(3)),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        vm.stderr.text()
+    );
+    assert!(
+        stdout.contains("> echo from the command line\r\nfrom the command line"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("uptime: "), "{stdout}");
+}
+
+#[test]
+fn run_parameter_drives_qemu_pc_tcg() {
+    runs_command_line_lines("pc", "tcg");
+}
+
+#[test]
+fn run_parameter_drives_qemu_microvm_kvm() {
+    require_kvm();
+    runs_command_line_lines("microvm", "kvm");
+}

@@ -151,6 +151,22 @@ fn stats_show_kvm_counters_and_vcpu_time() {
     assert!(counter("irq_injections").unwrap_or(0) > 0, "{stderr}");
 }
 
+/// `run=` on the command line: shell lines before the prompt, no keyboard
+/// needed, each shown after a prompt; `exit` ends the run with its value.
+#[test]
+fn run_parameter_runs_shell_lines_before_the_prompt() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--no-interactive", "--timeout", "20", "--cmdline"]);
+    command.arg("quiet run=echo one two; uptime;; exit 9");
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(status, Some(9), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("> echo one two\r\none two\r\n> uptime\r\nuptime: "),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn idle_shell_stops_at_timeout_with_124() {
     require_kvm();

@@ -1,7 +1,8 @@
 //! The boot sequence (`kernel_main`): serial console, PVH start info
 //! (validated and copied), GDT/TSS and IDT, guard pages, heap from the
 //! memory map, PIC and PIT, interrupts on, i8042 keyboard, then either an
-//! in-guest test (`test=NAME` on the command line, see `ktest`) or the shell.
+//! in-guest test (`test=NAME` on the command line, see `ktest`) or the shell
+//! (which first runs the command line's `run=` lines).
 
 use shared::exit;
 
@@ -108,7 +109,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let spawner = Spawner;
     let spawned = spawner
         .spawn(timer::timer_task())
-        .and_then(|_| spawner.spawn(console::shell(spawner)));
+        .and_then(|_| spawner.spawn(console::shell(spawner, boot_info.cmdline())));
     if let Err(error) = spawned {
         panic!("cannot start the shell: {error}");
     }

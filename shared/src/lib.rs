@@ -131,6 +131,10 @@ pub mod boot {
     pub const PROMPT: &str = "> ";
     /// Kernel command-line key that selects an in-guest test (`test=NAME`).
     pub const TEST_PARAM: &str = "test";
+    /// Kernel command-line key whose value, the rest of the command line,
+    /// is shell lines separated by `;` that the guest runs before its first
+    /// prompt (`run=uptime; exit 0`).
+    pub const RUN_PARAM: &str = "run";
     /// Longest kernel command line, in bytes, without the terminating NUL:
     /// the VMM accepts no longer one and the guest keeps one this long.
     pub const CMDLINE_MAX: usize = 4095;

@@ -54,8 +54,14 @@ pub fn print_async_line(text: &str) {
     }
 }
 
-/// The shell task.
-pub async fn shell(spawner: Spawner) {
+/// The shell task. It first runs the command line's `run=` lines (see
+/// [`super::startup`]), each shown after a prompt as if typed, then reads
+/// the keyboard.
+pub async fn shell(spawner: Spawner, cmdline: &'static str) {
+    for line in super::startup::lines(cmdline) {
+        println!("{PROMPT}{line}");
+        run(line, spawner).await;
+    }
     let Some(mut scancodes) = ScancodeStream::take() else {
         println!("shell: the keyboard is in use");
         return;

@@ -6,3 +6,4 @@ pub mod command;
 pub mod console;
 pub mod keys;
 pub mod line;
+pub mod startup;
