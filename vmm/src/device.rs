@@ -87,20 +87,19 @@ impl Change {
         }
     }
 
-    /// `self` followed by `later`: the later pin outputs win, except that
-    /// ticks add up and an edge is never lost behind a level; flags and the
-    /// first request are kept.
+    /// `self` followed by `later`, as one change: for each pin the later
+    /// output wins, except that an edge is never lost behind a level (an
+    /// edge then "high" is a fresh edge left high, an edge then "low" is a
+    /// pulse) and ticks add up; the flags are or-ed and the first request
+    /// is kept.
     pub fn then(mut self, later: Change) -> Change {
+        use IrqOutput::{Level, Pulse, Reassert, Ticks};
         for (pin, next) in self.irq.iter_mut().zip(later.irq) {
             *pin = match (*pin, next) {
                 (old, None) => old,
-                (Some(IrqOutput::Ticks(a)), Some(IrqOutput::Ticks(b))) => {
-                    Some(IrqOutput::Ticks(a.saturating_add(b)))
-                }
-                // A fresh edge followed by "still high" is still a fresh edge.
-                (Some(IrqOutput::Reassert), Some(IrqOutput::Level(true))) => {
-                    Some(IrqOutput::Reassert)
-                }
+                (Some(Ticks(a)), Some(Ticks(b))) => Some(Ticks(a.saturating_add(b))),
+                (Some(Pulse | Reassert), Some(Level(true))) => Some(Reassert),
+                (Some(Pulse | Reassert), Some(Level(false))) => Some(Pulse),
                 (_, new) => new,
             };
         }
@@ -157,5 +156,44 @@ pub trait PortDevice: Any + Send {
     /// [`Change::NONE`].
     fn on_deadline(&mut self) -> Change {
         Change::NONE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use IrqOutput::{Level, Pulse, Reassert, Ticks};
+
+    fn pin(output: IrqOutput) -> Change {
+        Change::irq(0, output)
+    }
+
+    #[test]
+    fn merged_changes_keep_every_edge() {
+        assert_eq!(pin(Pulse).then(pin(Level(true))).irq[0], Some(Reassert));
+        assert_eq!(pin(Reassert).then(pin(Level(false))).irq[0], Some(Pulse));
+        assert_eq!(
+            pin(Level(true)).then(pin(Level(false))).irq[0],
+            Some(Level(false))
+        );
+        assert_eq!(pin(Ticks(2)).then(pin(Ticks(3))).irq[0], Some(Ticks(5)));
+        assert_eq!(pin(Pulse).then(Change::NONE).irq[0], Some(Pulse));
+        assert_eq!(Change::NONE.then(pin(Reassert)).irq[0], Some(Reassert));
+    }
+
+    #[test]
+    fn merged_changes_keep_flags_and_the_first_request() {
+        let first = Change {
+            deadline_moved: true,
+            ..Change::request(MachineRequest::Exit(3))
+        };
+        let second = Change {
+            input_consumed: true,
+            ..Change::request(MachineRequest::Reset)
+        };
+        let merged = first.then(second);
+        assert!(merged.deadline_moved && merged.input_consumed);
+        assert_eq!(merged.request, Some(MachineRequest::Exit(3)));
+        assert_eq!(merged.irq, [None; MAX_IRQ_PINS]);
     }
 }
