@@ -61,6 +61,18 @@ pub enum PortMapError {
     /// Two devices claim the same port.
     #[error(transparent)]
     Overlap(#[from] OverlapError),
+    /// A device was given more interrupt lines than a device has pins.
+    #[error(
+        "port range {base:#x}+{len}: {lines} interrupt lines, a device has at most {MAX_IRQ_PINS}"
+    )]
+    TooManyLines {
+        /// First port of the row.
+        base: u16,
+        /// Number of ports in the row.
+        len: u16,
+        /// Interrupt lines given.
+        lines: usize,
+    },
     /// A row names a device that was never attached.
     #[error("port range {base:#x}+{len} names a device that is not in the map")]
     UnknownDevice {
@@ -173,6 +185,10 @@ impl Platform {
         device: impl PortDevice,
         lines: &[u8],
     ) -> Result<DeviceId, PortMapError> {
+        if lines.len() > MAX_IRQ_PINS {
+            let lines = lines.len();
+            return Err(PortMapError::TooManyLines { base, len, lines });
+        }
         let id = DeviceId::Device(self.devices.len());
         let mut pins = [None; MAX_IRQ_PINS];
         for (pin, &line) in pins.iter_mut().zip(lines) {
@@ -547,6 +563,14 @@ mod tests {
     fn a_second_device_on_taken_ports_is_refused() {
         let mut platform = pc();
         assert!(platform.attach(0x3fc, 2, DebugExit::new(), &[]).is_err());
+        assert_eq!(
+            platform.attach(0x80, 1, DebugExit::new(), &[1, 2, 3]),
+            Err(PortMapError::TooManyLines {
+                base: 0x80,
+                len: 1,
+                lines: 3
+            })
+        );
         assert_eq!(
             platform.map(0x80, 1, DeviceId::Device(99)),
             Err(PortMapError::UnknownDevice { base: 0x80, len: 1 })
