@@ -4,16 +4,14 @@
 //! report lines. The same tests run under QEMU (`pc`, TCG) in
 //! `qemu_guest_tests.rs`.
 //!
-//! Not here: `test=breakpoint`. On this project's CI hosts KVM is `kvm_pvm`,
-//! which runs every instruction of a guest kernel that is not PVM-enlightened
-//! through KVM's instruction emulator, and that emulator cannot execute
-//! `int3` (or `int n`, `into`) outside real mode (`emulate_int()` returns
-//! `X86EMUL_UNHANDLEABLE` for protected and long mode). The guest never sees
-//! its #BP: the VMM stops with "KVM internal error: emulation failure on
-//! instruction bytes [cc ...]" (status 125), and QEMU with KVM fails the same
-//! way. The guest's IDT gate for vector 3 is the same kind as those of the
-//! page fault and double fault, which are delivered and tested here; the test
-//! passes under TCG. See `guest/README.md`.
+//! `test=breakpoint` runs here too. On this project's CI hosts KVM is
+//! `kvm_pvm`, which runs every instruction of a guest kernel that is not
+//! PVM-enlightened through KVM's instruction emulator, and that emulator
+//! cannot execute `int3` (or `int n`, `into`) outside real mode
+//! (`emulate_int()` returns `X86EMUL_UNHANDLEABLE`): QEMU with KVM stops
+//! there ("emulation failure"). Our VMM completes the instruction itself
+//! (`vmm/src/vm/complete.rs`: RIP past it, #BP queued with
+//! `KVM_SET_VCPU_EVENTS`), so the guest's handler runs and returns.
 mod common;
 
 use std::process::Command;
@@ -78,6 +76,20 @@ fn boot() {
 #[test]
 fn bootinfo() {
     assert_passes("bootinfo");
+}
+
+#[test]
+fn breakpoint() {
+    let output = assert_exits_with(
+        "breakpoint",
+        exit::TEST_PASSED,
+        expected_lines("breakpoint"),
+    );
+    assert_eq!(
+        output.matches("EXCEPTION: breakpoint").count(),
+        2,
+        "{output}"
+    );
 }
 
 #[test]

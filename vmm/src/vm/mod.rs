@@ -4,6 +4,7 @@
 //! [`Vm::new`] builds everything and loads the kernel; [`Vm::run`] runs the
 //! vCPU and time-service threads until the guest or a [`VmHandle`] stops the VM.
 mod boot;
+mod complete;
 mod console;
 mod cpu;
 mod handle;
@@ -61,7 +62,8 @@ pub struct VmConfig {
 /// ([`boot::load`]), return the vCPU to its power-on state and put it at the
 /// PVH entry.
 pub(crate) struct BootSetup {
-    memory: GuestMemoryMmap,
+    /// Guest RAM (also read when completing instructions: the IDT).
+    pub memory: GuestMemoryMmap,
     layout: memory::MemoryLayout,
     kernel: Cow<'static, [u8]>,
     cmdline: String,
@@ -161,6 +163,13 @@ impl RunReport {
             );
         }
         let vcpu = &self.vcpu;
+        if vcpu.completed > 0 {
+            let _ = writeln!(
+                out,
+                "  instructions completed by the VMM (KVM's emulator could not): {}",
+                vcpu.completed
+            );
+        }
         let _ = writeln!(
             out,
             "  vcpu thread: {:.3} s in KVM_RUN, {:.3} s in the VMM, {:.3} s parked (halted or paused)",

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::{kvm_interrupt, kvm_run, KVMIO};
 use kvm_ioctls::{VcpuExit, VcpuFd};
+use vm_memory::Bytes;
 use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
@@ -98,6 +99,9 @@ pub struct VcpuStats {
     /// Wall time parked outside `KVM_RUN`: the guest halted with nothing to
     /// deliver, or the VM paused.
     pub parked: Duration,
+    /// Instructions KVM's emulator gave up on that the VMM completed
+    /// (`INT3`, `INT n`, `CLAC`, ... see `complete.rs`).
+    pub completed: u64,
     /// KVM's own cumulative counters for this vCPU at the end of the run
     /// (name, value), when the host kernel offers binary statistics.
     pub kvm: Vec<(String, u64)>,
@@ -326,10 +330,19 @@ impl VcpuLoop<'_> {
                     let internal =
                         unsafe { addr_of!((*self.run).__bindgen_anon_1.internal).read() };
                     let data = &internal.data[..(internal.ndata as usize).min(internal.data.len())];
-                    fatal = Some(ExitReason::Crash(describe_internal_error(
-                        internal.suberror,
-                        data,
-                    )));
+                    let completed = emulation_failure_bytes(internal.suberror, data)
+                        .map(|bytes| self.complete_instruction(&bytes));
+                    match &completed {
+                        Some(Ok(())) => self.stats.completed += 1,
+                        Some(Err(why)) => log::debug!("not completed: {why}"),
+                        None => {}
+                    }
+                    if !matches!(completed, Some(Ok(()))) {
+                        fatal = Some(ExitReason::Crash(describe_internal_error(
+                            internal.suberror,
+                            data,
+                        )));
+                    }
                 }
                 Ok(other) => {
                     self.stats.count(ExitKind::Other);
@@ -395,6 +408,95 @@ impl VcpuLoop<'_> {
         Ok(())
     }
 
+    /// Completes an instruction KVM's emulator gave up on (`bytes` from the
+    /// emulation-failure exit), as the architecture says (see
+    /// [`super::complete`]): RIP and RFLAGS set, and an exception or
+    /// interrupt queued with `KVM_SET_VCPU_EVENTS`, which KVM delivers
+    /// through the guest's IDT on the next entry.
+    fn complete_instruction(&mut self, bytes: &[u8]) -> Result<(), String> {
+        use super::complete::{complete, Completion, CpuView};
+        const CR0_PE: u64 = 1;
+        const CR0_NE: u64 = 1 << 5;
+        const CR4_SMAP: u64 = 1 << 21;
+        const EFER_LMA: u64 = 1 << 10;
+        const FSW_ERROR_SUMMARY: u16 = 1 << 7;
+        let kvm = |what: &str, error: kvm_ioctls::Error| format!("{what}: {error}");
+        let mut regs = self.vcpu.get_regs().map_err(|e| kvm("KVM_GET_REGS", e))?;
+        let sregs = self.vcpu.get_sregs().map_err(|e| kvm("KVM_GET_SREGS", e))?;
+        if sregs.cr0 & CR0_PE == 0 {
+            return Err("real mode: KVM's emulator handles it".into());
+        }
+        let fpu = self.vcpu.get_fpu().map_err(|e| kvm("KVM_GET_FPU", e))?;
+        let cpu = CpuView {
+            bitness: match (sregs.cs.l, sregs.cs.db) {
+                (1, _) => 64,
+                (_, 1) => 32,
+                _ => 16,
+            },
+            cpl: (sregs.cs.selector & 3) as u8,
+            rip: regs.rip,
+            rflags: regs.rflags,
+            smap: sregs.cr4 & CR4_SMAP != 0,
+            numeric_error: sregs.cr0 & CR0_NE != 0,
+            x87_exception_pending: fpu.fsw & FSW_ERROR_SUMMARY != 0,
+        };
+        // DPL of IDT gate `n`: long-mode gates are 16 bytes, others 8; the
+        // IDT is at a linear address, translated by the guest's page tables.
+        let gate_size: u64 = if sregs.efer & EFER_LMA != 0 { 16 } else { 8 };
+        let gate_dpl = |n: u8| -> Option<u8> {
+            let offset = u64::from(n) * gate_size;
+            if offset + 7 > u64::from(sregs.idt.limit) {
+                return None;
+            }
+            let translation = self.vcpu.translate_gva(sregs.idt.base + offset).ok()?;
+            if translation.valid == 0 {
+                return None;
+            }
+            let descriptor: u64 = self
+                .boot
+                .memory
+                .read_obj(vm_memory::GuestAddress(translation.physical_address))
+                .ok()?;
+            Some(((descriptor >> 45) & 3) as u8)
+        };
+        let completion = complete(bytes, &cpu, gate_dpl).map_err(|e| e.to_string())?;
+        log::debug!("completed {bytes:02x?} at {:#x}: {completion:?}", regs.rip);
+        let mut events = self
+            .vcpu
+            .get_vcpu_events()
+            .map_err(|e| kvm("KVM_GET_VCPU_EVENTS", e))?;
+        match completion {
+            Completion::Advance { len, rflags } => {
+                regs.rip = regs.rip.wrapping_add(len);
+                regs.rflags = rflags;
+            }
+            Completion::Trap { len, vector } => {
+                regs.rip = regs.rip.wrapping_add(len);
+                events.exception.injected = 1;
+                events.exception.nr = vector;
+                events.exception.has_error_code = 0;
+            }
+            Completion::SoftwareInterrupt { len, vector } => {
+                regs.rip = regs.rip.wrapping_add(len);
+                events.interrupt.injected = 1;
+                events.interrupt.nr = vector;
+                events.interrupt.soft = 0;
+            }
+            Completion::Fault { vector, error_code } => {
+                events.exception.injected = 1;
+                events.exception.nr = vector;
+                events.exception.has_error_code = u8::from(error_code.is_some());
+                events.exception.error_code = error_code.unwrap_or(0);
+            }
+        }
+        self.vcpu
+            .set_regs(&regs)
+            .map_err(|e| kvm("KVM_SET_REGS", e))?;
+        self.vcpu
+            .set_vcpu_events(&events)
+            .map_err(|e| kvm("KVM_SET_VCPU_EVENTS", e))
+    }
+
     /// Words a crash for the user, with where the guest was (RIP, mode).
     fn describe(&self, reason: ExitReason) -> ExitReason {
         let at = match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
@@ -443,6 +545,21 @@ impl VcpuLoop<'_> {
 const INTERNAL_ERROR_EMULATION: u32 = 1;
 /// `KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES`.
 const EMULATION_FLAG_INSTRUCTION_BYTES: u64 = 1;
+
+/// The instruction bytes of an emulation-failure internal error, when KVM
+/// gives them (`struct kvm_emulation_failure`: `data[0]` flags, then
+/// `insn_size` and 15 instruction bytes packed into `data[1..3]`).
+fn emulation_failure_bytes(suberror: u32, data: &[u64]) -> Option<Vec<u8>> {
+    if suberror != INTERNAL_ERROR_EMULATION
+        || data.len() < 3
+        || data[0] & EMULATION_FLAG_INSTRUCTION_BYTES == 0
+    {
+        return None;
+    }
+    let packed: Vec<u8> = data[1..3].iter().flat_map(|w| w.to_le_bytes()).collect();
+    let size = usize::from(packed[0]).min(15);
+    Some(packed[1..=size].to_vec())
+}
 
 /// Words a `KVM_EXIT_INTERNAL_ERROR`. For an emulation failure that carries
 /// the instruction (`struct kvm_emulation_failure`: `data[0]` flags, then
