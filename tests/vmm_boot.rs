@@ -167,6 +167,29 @@ fn run_parameter_runs_shell_lines_before_the_prompt() {
     );
 }
 
+/// The VMM's command-line limit is the guest's too: a command line of
+/// exactly `CMDLINE_MAX` bytes boots and arrives whole.
+#[test]
+fn longest_command_line_reaches_the_guest_whole() {
+    require_kvm();
+    let mut cmdline = String::from("test=boot pad=");
+    cmdline.push_str(&"x".repeat(boot::CMDLINE_MAX - cmdline.len()));
+    assert_eq!(cmdline.len(), 4095);
+    let mut command = vmm();
+    command.args(["--cmdline", &cmdline, "--timeout", "20"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(
+        status,
+        Some(i32::from(exit::TEST_PASSED)),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // The boot line prints the command line the guest copied.
+    assert!(
+        stdout.contains(&format!("command line {cmdline:?}")),
+        "stdout:\n{stdout}"
+    );
+}
+
 #[test]
 fn idle_shell_stops_at_timeout_with_124() {
     require_kvm();

@@ -1,6 +1,6 @@
-//! The kernel binary: the `guest` library's boot sequence
-//! (`guest::kernel::kernel_main`, entered from the PVH entry code) and the
-//! panic handler, which only a binary may define.
+//! The kernel binary: the `guest` library, whose PVH entry code
+//! (`guest::arch::boot`) calls `guest::kernel::kernel_main`, plus the panic
+//! handler, which only a binary may define.
 #![no_std]
 #![no_main]
 

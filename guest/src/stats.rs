@@ -1,7 +1,7 @@
 //! Event counters, shown by the shell's `stats` command.
 //!
 //! Plain atomics: interrupt handlers bump them without locks. The timer tick
-//! count itself lives in `time.rs` (it is the clock, not a statistic).
+//! count itself lives in `time` (it is the clock, not a statistic).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,8 +1,13 @@
 //! Facts that the guest kernel and the VMM must agree on.
 //!
-//! Everything here is a plain constant so the crate is `no_std`, has no
-//! dependencies and can be used from the guest, the VMM and the tests alike.
-//! Nothing in this list may be defined a second time elsewhere.
+//! Everything here is a plain constant, a fieldless `repr(u8)` enum of
+//! command names or a `repr(C)` boot structure, so the crate is `no_std`, has
+//! no dependencies and can be used from the guest, the VMM and the tests
+//! alike. Nothing here may be defined a second time elsewhere.
+//!
+//! Modules: [`ports`], [`irq`], [`time`], [`exit`], [`boot`], [`status`]
+//! below; [`pvh`] (boot structures), [`pit`] (8254), [`i8042`] (keyboard
+//! controller), [`ps2`] (keyboard), [`rtc`] (MC146818).
 #![no_std]
 
 pub mod i8042;

@@ -46,7 +46,9 @@ pub fn init() {
         (gdt, Selectors { code, data, tss })
     });
     gdt.load();
-    // SAFETY: the selectors index the GDT just loaded.
+    // SAFETY: the GDT is `'static` and loaded above; the selectors index its
+    // 64-bit code, data and TSS descriptors, so the segment registers and TR
+    // refer to valid descriptors (the TSS, also `'static`, is loaded once).
     unsafe {
         CS::set_reg(selectors.code);
         SS::set_reg(selectors.data);

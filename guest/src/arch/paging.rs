@@ -51,7 +51,9 @@ pub unsafe fn unmap_page(addr: u64) -> Result<(), PagingError> {
     let addr = addr & !(PAGE - 1);
     let (frame, _) = Cr3::read();
     let pml4 = frame.start_address().as_u64() as *mut u64;
-    // SAFETY: the tables are identity-mapped; we only follow present entries.
+    // SAFETY: the boot page tables lie in the identity-mapped 4 GiB, so
+    // their physical addresses are valid pointers; only present entries are
+    // followed, and the caller guarantees nothing uses the page (see `# Safety`).
     unsafe {
         let pml4e = read_volatile(pml4.add(((addr >> 39) & 511) as usize));
         if pml4e & PRESENT == 0 {
@@ -98,7 +100,8 @@ pub fn is_mapped(addr: u64) -> bool {
     let (frame, _) = Cr3::read();
     let mut table = frame.start_address().as_u64() as *const u64;
     for shift in [39u64, 30, 21, 12] {
-        // SAFETY: identity-mapped tables, present entries only.
+        // SAFETY: the tables lie in the identity-mapped 4 GiB and only present
+        // entries are followed; reads only.
         let entry = unsafe { read_volatile(table.add(((addr >> shift) & 511) as usize)) };
         if entry & PRESENT == 0 {
             return false;

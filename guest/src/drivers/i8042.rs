@@ -13,12 +13,14 @@ use crate::{stats, time};
 /// IRQ1: one byte from the controller into the queue.
 pub fn on_interrupt() {
     stats::KEYBOARD_IRQS.inc();
-    // SAFETY: reading the i8042 status and data ports.
+    // SAFETY: port I/O to the i8042 touches no memory. Reading the status
+    // has no side effect; reading the data port takes the byte IRQ1 is for.
     let status = unsafe { Port::<u8>::new(I8042_COMMAND).read() };
     if status & status::OBF == 0 {
         return; // nothing to read (the byte was taken already)
     }
-    // SAFETY: as above.
+    // SAFETY: port I/O to the i8042's data port touches no memory; the
+    // status said a byte is there, and this handler is its only reader now.
     let byte = unsafe { Port::<u8>::new(I8042_DATA).read() };
     if status & status::AUX_OBF != 0 {
         return; // a mouse byte: the aux port is disabled, so not ours
@@ -46,7 +48,8 @@ struct Controller {
 
 impl Controller {
     fn status(&mut self) -> u8 {
-        // SAFETY: reading the i8042 status register.
+        // SAFETY: port I/O touches no memory; reading the status register
+        // has no side effect.
         unsafe { self.status.read() }
     }
 
@@ -70,21 +73,22 @@ impl Controller {
 
     fn write_command(&mut self, command: Command) -> Result<(), Timeout> {
         self.wait(TIMEOUT_MS, |s| s & status::IBF == 0)?;
-        // SAFETY: controller command port.
+        // SAFETY: port I/O touches no memory; IRQ1 is masked during
+        // initialisation, so no handler talks to the controller meanwhile.
         unsafe { self.status.write(command as u8) };
         Ok(())
     }
 
     fn write_data(&mut self, byte: u8) -> Result<(), Timeout> {
         self.wait(TIMEOUT_MS, |s| s & status::IBF == 0)?;
-        // SAFETY: controller data port.
+        // SAFETY: as in `write_command`.
         unsafe { self.data.write(byte) };
         Ok(())
     }
 
     fn read_data(&mut self, timeout_ms: u64) -> Result<u8, Timeout> {
         self.wait(timeout_ms, |s| s & status::OBF != 0)?;
-        // SAFETY: controller data port.
+        // SAFETY: as in `write_command`.
         Ok(unsafe { self.data.read() })
     }
 
@@ -94,7 +98,7 @@ impl Controller {
             if self.status() & status::OBF == 0 {
                 return;
             }
-            // SAFETY: controller data port.
+            // SAFETY: as in `write_command`.
             let _ = unsafe { self.data.read() };
         }
     }

@@ -18,7 +18,9 @@ const OCW3_READ_ISR: u8 = 0x0B;
 /// Remaps both PICs (ICW1-ICW4: edge triggered, cascade on IRQ2, 8086 mode)
 /// and masks every line but the cascade.
 pub fn init() {
-    // SAFETY: the standard PC PIC ports; interrupts are still disabled.
+    // SAFETY: port I/O to the PICs touches no memory; interrupts are still
+    // disabled, so no IRQ arrives half-way through the initialisation words,
+    // and every IDT vector the remap points at (32..47) has a stub.
     unsafe {
         let mut pics = ChainedPics::new(MASTER_VECTOR_BASE, SLAVE_VECTOR_BASE);
         pics.initialize();
@@ -37,7 +39,8 @@ fn data_port(irq: u8) -> (Port<u8>, u8) {
 /// Enables delivery of `irq`.
 pub fn unmask(irq: u8) {
     let (mut port, bit) = data_port(irq);
-    // SAFETY: read-modify-write of the IMR, atomic with respect to handlers.
+    // SAFETY: port I/O touches no memory; with interrupts off the IMR's
+    // read-modify-write cannot interleave with a handler's.
     without_interrupts(|| unsafe {
         let mask = port.read();
         port.write(mask & !(1 << bit));
@@ -47,7 +50,8 @@ pub fn unmask(irq: u8) {
 /// Sends the EOIs an interrupt on `irq` needs: the slave's (for IRQ 8-15)
 /// and the master's.
 pub fn end_of_interrupt(irq: u8) {
-    // SAFETY: OCW2 writes only acknowledge the interrupt being handled.
+    // SAFETY: port I/O touches no memory; an OCW2 EOI only ends the
+    // in-service interrupt the caller is handling.
     unsafe {
         if irq >= 8 {
             Port::<u8>::new(PIC_SLAVE_COMMAND).write(OCW2_EOI);
@@ -75,7 +79,8 @@ pub fn slave_isr() -> u8 {
 
 fn read_isr(command: u16) -> u8 {
     let mut port = Port::<u8>::new(command);
-    // SAFETY: OCW3 only selects which register reads return.
+    // SAFETY: port I/O touches no memory; OCW3 only selects which register
+    // the next read returns, and every reader of the PIC selects it first.
     unsafe {
         port.write(OCW3_READ_ISR);
         port.read()

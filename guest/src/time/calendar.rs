@@ -37,12 +37,20 @@ pub struct RtcRegisters {
 const MAX_UIP_POLLS: u32 = 1_000_000;
 /// Samples taken, at most, to get two equal ones in a row.
 const MAX_SAMPLES: u32 = 10;
+/// What reads of a port with no device behind it return.
+const FLOATING_BUS: u8 = 0xFF;
 
 /// Reads the clock registers through `read` (register index to value) until
 /// two consecutive reads, each started after an update ended, agree; so no
 /// update ran between them and the value is not half old, half new. `None`
-/// if UIP never clears or the reads never agree.
+/// if there is no RTC, UIP never clears or the reads never agree.
 pub fn sample(mut read: impl FnMut(u8) -> u8) -> Option<RtcRegisters> {
+    // A machine without an RTC reads 0xFF, which no running clock's
+    // register A holds (UIP set with the divider chain in reset): answer at
+    // once instead of polling UIP to the bound (seconds under emulation).
+    if read(reg::A) == FLOATING_BUS {
+        return None;
+    }
     let mut previous = None;
     for _ in 0..MAX_SAMPLES {
         if !(0..MAX_UIP_POLLS).any(|_| read(reg::A) & reg_a::UIP == 0) {
@@ -363,13 +371,18 @@ mod tests {
     #[test]
     fn sample_waits_for_uip_to_clear_before_reading() {
         let mut rtc = FakeRtc {
-            uip_reads: std::vec![true, true, false],
+            uip_reads: std::vec![false, true, true, false],
             seconds: std::vec![0x42],
             reads: Vec::new(),
         };
         let got = sample(|index| rtc.read(index)).unwrap();
         assert_eq!(got.seconds, 0x42);
-        assert_eq!(&rtc.reads[..4], &[reg::A, reg::A, reg::A, reg::SECONDS]);
+        assert!(rtc.uip_reads.is_empty(), "every UIP reading was taken");
+        // The presence check, then UIP polled until clear.
+        assert_eq!(
+            &rtc.reads[..5],
+            &[reg::A, reg::A, reg::A, reg::A, reg::SECONDS]
+        );
     }
 
     #[test]
@@ -406,6 +419,17 @@ mod tests {
             }),
             None
         );
-        assert_eq!(stuck, MAX_UIP_POLLS, "bounded wait for UIP");
+        assert_eq!(stuck, 1 + MAX_UIP_POLLS, "bounded wait for UIP");
+    }
+
+    #[test]
+    fn no_rtc_is_noticed_at_the_first_read() {
+        let mut reads = 0;
+        let got = sample(|_| {
+            reads += 1;
+            FLOATING_BUS
+        });
+        assert_eq!(got, None);
+        assert_eq!(reads, 1);
     }
 }
