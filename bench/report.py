@@ -360,6 +360,10 @@ class Qmp:
         return self.execute("send-key", {"keys": [{"type": "qcode", "data": qcode}],
                                          "hold-time": hold_ms})
 
+    def send_combo(self, qcodes, hold_ms=1):
+        return self.execute("send-key", {"keys": [{"type": "qcode", "data": q} for q in qcodes],
+                                         "hold-time": hold_ms})
+
     def key_event(self, qcode, down):
         return self.execute("input-send-event", {"events": [
             {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": qcode}}}]})
@@ -418,6 +422,14 @@ class Session:
         self.qmp.send_key("ret")
         return sent, mark
 
+    def clear_line(self):
+        """Ctrl+C: drops whatever a lossy run left on the line; a new prompt."""
+        mark = self.process.mark()
+        self.qmp.send_combo(["ctrl", "c"])
+        end, _ = self.process.must(b"^C", mark, 10)
+        self.process.must(b"> ", end, 10)
+        time.sleep(0.05)
+
     def stats(self):
         """Runs `stats` with Enter held until it printed, so the Enter's break
         code is counted by the next `stats`; {name: value}."""
@@ -473,6 +485,7 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="vmm-bench-")
         self.counter = 0
         self.machines = make_machines(args.vmm)
+        self.selected = args.machines
         self.guest_elf = os.path.join(self.work, "guest.elf")
         subprocess.run([args.vmm, "--export-guest", self.guest_elf], check=True)
         self.trivial_elf = os.path.join(self.work, "trivial.elf")
@@ -496,6 +509,7 @@ class Bench:
     def alternate(self, machines, fn, runs=None):
         """Calls fn(machine, run) for every run, alternating the machines
         (order reversed on odd runs); returns {key: [results]}."""
+        machines = [m for m in machines if m.key in self.selected]
         results = {m.key: [] for m in machines}
         runs = self.runs if runs is None else runs
         for run in range(runs):
@@ -654,6 +668,7 @@ class Bench:
     def _qemu_typing(self, s, n, gap):
         """Types n letters and Enter through QMP at `gap` seconds per key."""
         line = "".join(chr(ord("a") + i % 26) for i in range(n))
+        s.clear_line()
         before = s.stats()
         time.sleep(0.05)
         mark = s.process.mark()
@@ -664,7 +679,7 @@ class Bench:
             if target > now:
                 time.sleep(target - now)
             s.qmp.send_key(qcode(ch))
-        hit = s.process.wait_for(b"unknown command: ", mark, 30 + n * 0.01)
+        hit = s.process.wait_for(b"unknown command: ", mark, 3)
         if hit is None:
             return {"chars_per_s": None, "lost": None, "dropped": None, "gap_ms": gap * 1000}
         _, end = hit
@@ -679,7 +694,7 @@ class Bench:
     def case_typing(self):
         n = 300 if self.quick else self.args.chars
         search_n = min(n, 2000)
-        gaps = [0.001, 0.002, 0.003, 0.004, 0.006, 0.008]
+        gaps = [0.001, 0.002, 0.003, 0.004, 0.006, 0.008, 0.012, 0.016, 0.024]
         ms = [self.machines[k] for k in ("ours", "pc-tcg", "pc-kvm")]
         chosen, searched = {}, {}
 
@@ -932,14 +947,15 @@ def write_markdown(bench, path, cases, elapsed):
     w("Each cell: median, then the spread in brackets (min-max over runs, or p10-p90 of all "
       "samples where the metric says p50), then `n=` samples; QEMU cells end with the ratio "
       "QEMU/ours of the medians. `better` says which direction is better.\n")
-    w("| case | metric | better | " + " | ".join(m[k].label for k in COLUMNS) + " |")
-    w("| --- | --- | --- | " + " | ".join("---" for _ in COLUMNS) + " |")
+    columns = [k for k in COLUMNS if k in bench.selected]
+    w("| case | metric | better | " + " | ".join(m[k].label for k in columns) + " |")
+    w("| --- | --- | --- | " + " | ".join("---" for _ in columns) + " |")
     for r in bench.rows:
         if r["case"] not in cases:
             continue
         ours = r["stats"].get("ours")
         cells = []
-        for k in COLUMNS:
+        for k in columns:
             if k in r["cells"]:
                 cells.append(r["cells"][k])
                 continue
@@ -1102,6 +1118,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts and windows")
     parser.add_argument("--cases", default=",".join(ALL_CASES),
                         help=f"comma-separated subset of {','.join(ALL_CASES)}")
+    parser.add_argument("--machines", default="ours,microvm-kvm,pc-tcg,pc-kvm",
+                        help="comma-separated subset of ours,microvm-kvm,pc-tcg,pc-kvm "
+                        "(default all; `ours` is always run)")
     parser.add_argument("--vmm", help="use this VMM binary and skip `cargo build --release`")
     parser.add_argument("--pc-kvm-runs", type=int, help="runs for QEMU pc + KVM (default 3, quick 1)")
     parser.add_argument("--keys", type=int, default=200, help="keys per latency run (default 200)")
@@ -1109,6 +1128,11 @@ def main():
     parser.add_argument("--idle", type=float, default=20.0, help="idle window in s (default 20)")
     args = parser.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    args.machines = ["ours"] + [k.strip() for k in args.machines.split(",")
+                                if k.strip() and k.strip() != "ours"]
+    for k in args.machines:
+        if k not in ("ours", "microvm-kvm", "pc-tcg", "pc-kvm"):
+            parser.error(f"unknown machine {k!r}")
     for c in cases:
         if c not in ALL_CASES:
             parser.error(f"unknown case {c!r}; cases: {', '.join(ALL_CASES)}")
