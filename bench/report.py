@@ -58,10 +58,10 @@ class Machine:
     def argv(self, elf, cmdline="", qmp=None):
         return self.argv_fn(elf, cmdline, qmp)
 
-    @property
-    def guest_exit_status(self):
-        # `exit 0` / port 0xF4 value 0: our VMM exits 0, QEMU (0 << 1) | 1.
-        return 0 if self.ours else 1
+    def exit_status(self, value=0):
+        """Process exit status for a guest writing `value` to port 0xF4: our
+        VMM exits with `value`, QEMU with (value << 1) | 1."""
+        return value if self.ours else (value << 1) | 1
 
 
 def make_machines(vmm):
@@ -208,6 +208,13 @@ class Process:
                 self.times.append(now)
                 self.cond.notify_all()
 
+    def exited(self):
+        """Whether the process has exited (without reaping it: `reap` wants
+        its rusage)."""
+        if self.status is not None:
+            return True
+        return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
     def mark(self):
         with self.cond:
             return len(self.data)
@@ -227,7 +234,7 @@ class Process:
                     end = found + len(needle)
                     return end, self.times[bisect.bisect_right(self.ends, end - 1)]
                 left = deadline - time.perf_counter()
-                if left <= 0 or (self.eof and self.proc.poll() is not None):
+                if left <= 0 or (self.eof and self.exited()):
                     return None
                 self.cond.wait(min(left, 0.5))
 
@@ -260,7 +267,7 @@ class Process:
         return self.status, self.rusage, self.wall
 
     def kill(self):
-        if self.proc.poll() is None:
+        if not self.exited():
             try:
                 os.killpg(self.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -533,7 +540,7 @@ class Bench:
 
     # ---- boot to exit ---------------------------------------------------
 
-    def boot_once(self, machine, elf, cmdline, detect):
+    def boot_once(self, machine, elf, cmdline, detect, value=0):
         """One boot to exit: wall ms, then peak RSS of a second identical boot
         (see peak_rss_run), or None when `detect` and the guest did not exit
         (no support for the cmdline)."""
@@ -545,20 +552,20 @@ class Bench:
                 hit = p.wait_for(b"> ", 0, limit)
                 if hit is not None:
                     deadline = time.perf_counter() + 2.0
-                    while p.proc.poll() is None and time.perf_counter() < deadline:
+                    while not p.exited() and time.perf_counter() < deadline:
                         time.sleep(0.005)
-                    if p.proc.poll() is None:
+                    if not p.exited():
                         return None
             status, rusage, wall = p.reap(timeout=limit)
-            if status != machine.guest_exit_status:
+            if status != machine.exit_status(value):
                 if detect:
                     return None
                 raise BenchError(f"{machine.label}: exit status {status}, expected "
-                                 f"{machine.guest_exit_status}; stderr {p.stderr()[-300:]!r}")
+                                 f"{machine.exit_status(value)}; stderr {p.stderr()[-300:]!r}")
         finally:
             p.close()
         rss_status, maxrss = peak_rss_run(machine.argv(elf, cmdline), limit)
-        if rss_status != machine.guest_exit_status:
+        if rss_status != machine.exit_status(value):
             raise BenchError(f"{machine.label}: exit status {rss_status} in the RSS run")
         return {"wall_ms": wall * 1000, "maxrss_mib": maxrss, "status": status}
 
