@@ -980,7 +980,8 @@ def write_markdown(bench, path, cases, elapsed):
             if st["lo"] is not None:
                 text += f" [{fmt(st['lo'])}-{fmt(st['hi'])}]"
             text += f" n={st['n']}"
-            if k != "ours" and ours and ours["median"]:
+            # A ratio of signed errors (timer) means nothing when either is <= 0.
+            if k != "ours" and ours and ours["median"] > 0 and st["median"] > 0:
                 text += f", ×{st['median'] / ours['median']:.2f}"
             cells.append(text)
         w(f"| {r['case']} | {r['metric']} | {r['better']} | " + " | ".join(cells) + " |")
@@ -1067,20 +1068,40 @@ def write_plots(bench, out_dir):
         made.append("latency.png")
     if "typing" in bench.raw:
         res = bench.raw["typing"]["runs"]
+        search = bench.raw["typing"]["gap_search"]
         keys = [k for k in res if any(r and r.get("chars_per_s") for r in res[k])]
-        fig, ax = plt.subplots(figsize=(7, 4.2))
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
+        top = 0
         for i, k in enumerate(keys):
             vals = [r["chars_per_s"] for r in res[k] if r and r.get("chars_per_s")]
-            ax.bar(i, statistics.median(vals), color=colors[k], alpha=0.7)
+            lost = max(r["lost"] for r in res[k] if r and r.get("lost") is not None)
+            med = statistics.median(vals)
+            top = max(top, max(vals))
+            ax.bar(i, med, color=colors[k], alpha=0.7)
             ax.scatter([i] * len(vals), vals, color="black", s=10, zorder=3)
             gap = next((r.get("gap_ms") for r in res[k] if r and r.get("gap_ms")), None)
-            ax.text(i, statistics.median(vals), f"{statistics.median(vals):.0f}"
-                    + (f"\n(gap {gap:.0f} ms)" if gap else "\n(--keys, paced)"),
-                    ha="center", va="bottom", fontsize=8)
+            how = f"QMP, gap {gap:.0f} ms" if gap else "--keys script"
+            ax.text(i, med, f"{med:.0f}\n({how}; lost {lost})", ha="center", va="bottom",
+                    fontsize=8)
+        ax.set_ylim(0, top * 1.2 if top else 1)
         ax.set_xticks(range(len(keys)), [m[k].label for k in keys])
-        ax.set_ylabel("characters per second, no scancode lost")
+        ax.set_ylabel("characters per second")
         ax.set_title("Typing throughput (median, dots = runs)")
         ax.grid(alpha=0.3, axis="y")
+        for k, trials in search.items():
+            xs = [t["gap_ms"] for t in trials]
+            ys = [t["lost"] if t["lost"] is not None else float("nan") for t in trials]
+            ax2.plot(xs, ys, "o-", color=colors[k], label=m[k].label)
+            for t in trials:
+                if t["lost"] is None:
+                    ax2.annotate("line lost", (t["gap_ms"], 0), fontsize=7, color=colors[k],
+                                 rotation=90, va="bottom", ha="center")
+        ax2.set_xlabel("gap between QMP send-key commands (ms)")
+        ax2.set_ylabel("scancodes lost")
+        ax2.set_title("QEMU gap search (stops at the first lossless gap)")
+        ax2.grid(alpha=0.3)
+        if search:
+            ax2.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "typing.png"), dpi=110)
         plt.close(fig)
@@ -1168,6 +1189,11 @@ def main():
                                    datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
 
+    # SIGTERM/SIGHUP unwind like Ctrl+C, so every `finally` kills its VMM or QEMU.
+    def stop(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     started = time.perf_counter()
     bench = Bench(args)
     try:
