@@ -1017,7 +1017,9 @@ def write_markdown(bench, path, cases, elapsed):
                 "divided by wall time; wake-ups = voluntary context switches summed over "
                 "/proc/PID/task/*/status.",
         "timer": "`sleep 1000` typed through QMP; host time from sending Enter to the next prompt's "
-                 "arrival, minus 1000 ms.",
+                 "arrival, minus 1000 ms; then `timer` commands (below). Positive = late. The "
+                 "guest counts PIT ticks, so a guest clock running behind (ticks owed by a busy "
+                 "host, then caught up) can make a sleep end early in host time.",
         "footprint": "peak RSS of the whole process: VmHWM from /proc/PID/status (the process's "
                      "own high-water mark since its exec, all threads) read 0.5 s after the guest "
                      "at its prompt ran `echo hello`, before the process is killed.",
