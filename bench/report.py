@@ -1130,7 +1130,8 @@ def write_plots(bench, out_dir):
                 ax.text(0.5, 0.5, "not supported by this guest", ha="center",
                         transform=ax.transAxes)
             ax.set_ylabel("ms, process start to exit (log)")
-            ax.set_title(f"{c}")
+            ax.set_title({"boot": "boot to exit: the guest, `run=exit 0`",
+                          "boot-trivial": "boot to exit: trivial PVH kernel"}[c])
             ax.grid(alpha=0.3, axis="y")
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "boot.png"), dpi=110)
