@@ -24,29 +24,15 @@ pub struct Key {
 }
 
 /// Why a key name was not accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyNameError {
     /// Not a QEMU QKeyCode name.
+    #[error("unknown key name '{0}'")]
     Unknown(String),
     /// A QKeyCode name that has no single PS/2 set-2 make code.
+    #[error("key '{0}' has no PS/2 set-2 scan code on this keyboard")]
     Unsupported(&'static str),
 }
-
-impl fmt::Display for KeyNameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyNameError::Unknown(name) => write!(f, "unknown key name '{name}'"),
-            KeyNameError::Unsupported(name) => {
-                write!(
-                    f,
-                    "key '{name}' has no PS/2 set-2 scan code on this keyboard"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for KeyNameError {}
 
 /// `(QKeyCode name, set-2 make code, QEMU qnum)`.
 ///
