@@ -5,6 +5,7 @@
 //! vCPU and timer threads until the guest or a [`VmHandle`] stops the VM.
 mod boot;
 mod cpu;
+mod events;
 mod handle;
 mod kick;
 pub mod memory;
@@ -26,6 +27,7 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use crate::devices::pit::MonotonicClock;
 
 pub use boot::{BootError, CMDLINE_MAX};
+pub use events::MachineEvent;
 pub use handle::VmHandle;
 pub use memory::SizeError;
 pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
@@ -314,6 +316,11 @@ impl Vm {
             log::error!("the PIT timer thread panicked");
         }
         shared.tap.close();
+        // Last: every event of the run (published before the threads
+        // ended) precedes it in each subscriber's channel.
+        shared
+            .machine_events
+            .publish(MachineEvent::Shutdown(exit.clone()));
         let platform = shared.lock().devices.stats();
         // The VM before the memory it maps (the vCPU thread dropped the vCPU).
         drop(vm_fd);

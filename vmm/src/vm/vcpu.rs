@@ -25,6 +25,7 @@ use kvm_ioctls::{VcpuExit, VcpuFd};
 use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
+use super::events::MachineEvent;
 use super::kick::ImmediateExitGuard;
 use super::platform::GuestRequest;
 use super::state::{ExitReason, ResetCause, Shared, State, VcpuPhase, VmExit};
@@ -196,16 +197,9 @@ impl VcpuLoop<'_> {
                         return crash(ExitReason::Crash(what));
                     }
                     halted = false;
-                    drop(state);
-                    let listener = shared
-                        .reset_listener
-                        .lock()
-                        .unwrap_or_else(|poison| poison.into_inner());
-                    if let Some(listener) = listener.as_ref() {
-                        listener(cause);
-                    }
-                    drop(listener);
-                    state = shared.lock();
+                    // Non-blocking (see vm/events.rs); under the lock so it
+                    // is ordered with the pause/resume events.
+                    shared.machine_events.publish(MachineEvent::Reset(cause));
                     continue;
                 }
                 let wakes_guest = self.if_flag() && state.devices.pic.interrupt_pending();
