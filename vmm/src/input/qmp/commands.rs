@@ -1,10 +1,14 @@
-//! The commands this server knows, as typed values, and their decoding from
-//! a request's `arguments` with QEMU 7.2's error texts.
+//! The commands this server knows, as typed values, and their arguments as
+//! `Deserialize` types decoded by [`super::args`] (QEMU 7.2's error texts).
+use std::fmt;
 use std::time::Duration;
 
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
-use super::messages::QmpError;
+use super::args::{decode_arguments, ArgError};
+use super::messages::{ErrorClass, QmpError};
 use super::{DEFAULT_HOLD_TIME, MAX_HOLD_TIME};
 use crate::input::keycodes::{Key, KeyNameError};
 
@@ -65,29 +69,47 @@ impl Command {
     ) -> Result<Command, QmpError> {
         let command = match name {
             "qmp_capabilities" => {
-                check_args(args, &["enable"])?;
-                if let Some(enable) = args.get("enable") {
-                    let list = enable
-                        .as_array()
-                        .ok_or_else(|| bad_type("enable", "array"))?;
-                    if let Some(capability) = list.first() {
-                        let capability = capability.as_str().unwrap_or("?");
-                        return Err(QmpError::generic(format!(
-                            "Capability '{capability}' not available"
-                        )));
-                    }
+                let arguments: Capabilities = decode_arguments(args)?;
+                if let Some(capability) = arguments.enable.as_ref().and_then(|list| list.first()) {
+                    let capability = capability.as_str().unwrap_or("?");
+                    return Err(QmpError::generic(format!(
+                        "Capability '{capability}' not available"
+                    )));
                 }
                 Command::QmpCapabilities
             }
-            "query-commands" => no_args(args, Command::QueryCommands)?,
-            "query-version" => no_args(args, Command::QueryVersion)?,
-            "query-status" => no_args(args, Command::QueryStatus)?,
-            "send-key" => send_key(args)?,
-            "input-send-event" => input_send_event(args)?,
-            "stop" => no_args(args, Command::Stop)?,
-            "cont" => no_args(args, Command::Cont)?,
-            "system_reset" if can_reset => no_args(args, Command::SystemReset)?,
-            "quit" => no_args(args, Command::Quit)?,
+            "query-commands" => no_arguments(args, Command::QueryCommands)?,
+            "query-version" => no_arguments(args, Command::QueryVersion)?,
+            "query-status" => no_arguments(args, Command::QueryStatus)?,
+            "send-key" => {
+                let arguments: SendKey = decode_arguments(args)?;
+                Command::SendKey {
+                    keys: arguments.keys.0,
+                    hold: arguments.hold_time.map_or(DEFAULT_HOLD_TIME, |h| h.0),
+                }
+            }
+            "input-send-event" => {
+                // The device is checked before the events, as QEMU's handler
+                // rejects it before looking at them.
+                let target: InputTarget = decode_arguments(args)?;
+                if let Some(device) = target.device {
+                    return Err(QmpError {
+                        class: ErrorClass::DeviceNotFound,
+                        desc: format!("Device '{device}' not found"),
+                    });
+                }
+                let arguments: InputSendEvent = decode_arguments(args)?;
+                let events = arguments
+                    .events
+                    .into_iter()
+                    .map(|event| (event.data.key.0, event.data.down))
+                    .collect();
+                Command::InputSendEvent { events }
+            }
+            "stop" => no_arguments(args, Command::Stop)?,
+            "cont" => no_arguments(args, Command::Cont)?,
+            "system_reset" if can_reset => no_arguments(args, Command::SystemReset)?,
+            "quit" => no_arguments(args, Command::Quit)?,
             _ => {
                 return Err(QmpError::not_found(format!(
                     "The command {name} has not been found"
@@ -98,165 +120,188 @@ impl Command {
     }
 }
 
-fn no_args(args: &Map<String, Value>, command: Command) -> Result<Command, QmpError> {
-    check_args(args, &[])?;
+impl From<ArgError> for QmpError {
+    fn from(error: ArgError) -> Self {
+        QmpError::generic(error.to_string())
+    }
+}
+
+/// Commands without arguments.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArguments {}
+
+fn no_arguments(args: &Map<String, Value>, command: Command) -> Result<Command, QmpError> {
+    let NoArguments {} = decode_arguments(args)?;
     Ok(command)
 }
 
-fn send_key(args: &Map<String, Value>) -> Result<Command, QmpError> {
-    check_args(args, &["keys", "hold-time"])?;
-    let keys = args.get("keys").ok_or_else(|| missing("keys"))?;
-    let keys = keys.as_array().ok_or_else(|| bad_type("keys", "array"))?;
-    let mut parsed: Vec<Key> = Vec::with_capacity(keys.len());
-    for (i, value) in keys.iter().enumerate() {
-        let key = key_value(value, &format!("keys[{i}]"))?;
-        if parsed.iter().any(|k| k.set2() == key.set2()) {
-            return Err(QmpError::generic(format!(
-                "Key '{}' is given twice",
-                key.name()
-            )));
+/// `qmp_capabilities`: `enable` lists capabilities (QMPCapability); this
+/// server has none, so any entry is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Capabilities {
+    enable: Option<Vec<Value>>,
+}
+
+/// `send-key`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendKey {
+    keys: KeyList,
+    #[serde(rename = "hold-time")]
+    hold_time: Option<HoldTime>,
+}
+
+/// `input-send-event`'s target, decoded first.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputTarget {
+    device: Option<String>,
+    #[serde(rename = "head")]
+    _head: Option<IgnoredAny>,
+    #[serde(rename = "events")]
+    _events: Option<IgnoredAny>,
+}
+
+/// `input-send-event` (without a device).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputSendEvent {
+    #[serde(rename = "device")]
+    _device: Option<IgnoredAny>,
+    #[serde(rename = "head")]
+    _head: Option<i64>,
+    events: Vec<InputEvent>,
+}
+
+/// An `InputEvent`; only `key` events are accepted. Other members are
+/// ignored, as before.
+#[derive(Deserialize)]
+struct InputEvent {
+    #[serde(rename = "type")]
+    _kind: EventKind,
+    data: KeyEvent,
+}
+
+/// `InputKeyEvent`.
+#[derive(Deserialize)]
+struct KeyEvent {
+    down: bool,
+    key: KeyValueKey,
+}
+
+/// The type of an `InputEvent`: `key`, or a pointer event this machine
+/// cannot take.
+struct EventKind;
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let kind = String::deserialize(deserializer)?;
+        match kind.as_str() {
+            "key" => Ok(EventKind),
+            "btn" | "rel" | "abs" | "mtt" => Err(de::Error::custom(format!(
+                "Input event type '{kind}' is not supported: this machine has only a keyboard"
+            ))),
+            other => Err(de::Error::invalid_value(
+                de::Unexpected::Str(other),
+                &"an InputEventKind",
+            )),
         }
-        parsed.push(key);
     }
-    let hold = match args.get("hold-time") {
-        None => DEFAULT_HOLD_TIME,
-        Some(v) => match v.as_u64() {
-            Some(ms) if Duration::from_millis(ms) <= MAX_HOLD_TIME => Duration::from_millis(ms),
-            _ => {
-                return Err(QmpError::generic(format!(
+}
+
+/// A `KeyValue`: `{"type": "qcode", "data": NAME}` or
+/// `{"type": "number", "data": N}`.
+#[derive(Deserialize)]
+#[serde(tag = "type", content = "data", deny_unknown_fields)]
+enum KeyValue {
+    #[serde(rename = "qcode")]
+    Qcode(QKeyCode),
+    #[serde(rename = "number")]
+    Number(i64),
+}
+
+/// A QKeyCode name with a PS/2 set-2 code.
+struct QKeyCode(Key);
+
+impl<'de> Deserialize<'de> for QKeyCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match Key::from_name(&name) {
+            Ok(key) => Ok(QKeyCode(key)),
+            Err(KeyNameError::Unknown(_)) => Err(de::Error::invalid_value(
+                de::Unexpected::Str(&name),
+                &"a QKeyCode",
+            )),
+            Err(unsupported) => Err(de::Error::custom(unsupported)),
+        }
+    }
+}
+
+impl KeyValue {
+    fn key<E: de::Error>(self) -> Result<Key, E> {
+        match self {
+            KeyValue::Qcode(QKeyCode(key)) => Ok(key),
+            KeyValue::Number(number) => Key::from_qnum(number)
+                .ok_or_else(|| E::custom(format!("Key number {number:#x} has no PS/2 scan code"))),
+        }
+    }
+}
+
+/// A `KeyValue` turned into a key.
+struct KeyValueKey(Key);
+
+impl<'de> Deserialize<'de> for KeyValueKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        KeyValue::deserialize(deserializer)?.key().map(KeyValueKey)
+    }
+}
+
+/// `send-key`'s keys, none given twice (checked key by key, in order).
+struct KeyList(Vec<Key>);
+
+impl<'de> Deserialize<'de> for KeyList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = KeyList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of KeyValue")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<KeyList, A::Error> {
+                let mut keys: Vec<Key> = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(KeyValueKey(key)) = seq.next_element()? {
+                    if keys.iter().any(|k| k.set2() == key.set2()) {
+                        return Err(de::Error::custom(format!(
+                            "Key '{}' is given twice",
+                            key.name()
+                        )));
+                    }
+                    keys.push(key);
+                }
+                Ok(KeyList(keys))
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor)
+    }
+}
+
+/// `send-key`'s `hold-time` in milliseconds, 0 to [`MAX_HOLD_TIME`].
+struct HoldTime(Duration);
+
+impl<'de> Deserialize<'de> for HoldTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer)?
+            .as_u64()
+            .map(Duration::from_millis)
+            .filter(|hold| *hold <= MAX_HOLD_TIME)
+            .map(HoldTime)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
                     "Parameter 'hold-time' expects an integer from 0 to {}",
                     MAX_HOLD_TIME.as_millis()
-                )))
-            }
-        },
-    };
-    Ok(Command::SendKey { keys: parsed, hold })
-}
-
-fn input_send_event(args: &Map<String, Value>) -> Result<Command, QmpError> {
-    check_args(args, &["device", "head", "events"])?;
-    if let Some(device) = args.get("device") {
-        let device = device
-            .as_str()
-            .ok_or_else(|| bad_type("device", "string"))?;
-        return Err(QmpError {
-            class: super::messages::ErrorClass::DeviceNotFound,
-            desc: format!("Device '{device}' not found"),
-        });
-    }
-    if let Some(head) = args.get("head") {
-        head.as_i64().ok_or_else(|| bad_type("head", "integer"))?;
-    }
-    let events = args.get("events").ok_or_else(|| missing("events"))?;
-    let events = events
-        .as_array()
-        .ok_or_else(|| bad_type("events", "array"))?;
-    let events = events
-        .iter()
-        .enumerate()
-        .map(|(i, event)| input_event(event, i))
-        .collect::<Result<_, _>>()?;
-    Ok(Command::InputSendEvent { events })
-}
-
-fn check_args(args: &Map<String, Value>, allowed: &[&str]) -> Result<(), QmpError> {
-    match args.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(key) => Err(QmpError::generic(format!(
-            "Parameter '{key}' is unexpected"
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn missing(name: &str) -> QmpError {
-    QmpError::generic(format!("Parameter '{name}' is missing"))
-}
-
-fn bad_type(name: &str, expected: &str) -> QmpError {
-    QmpError::generic(format!(
-        "Invalid parameter type for '{name}', expected: {expected}"
-    ))
-}
-
-/// A `KeyValue`: `{"type": "qcode", "data": NAME}` or `{"type": "number", "data": N}`.
-fn key_value(value: &Value, path: &str) -> Result<Key, QmpError> {
-    let object = value.as_object().ok_or_else(|| bad_type(path, "object"))?;
-    let field = |name: &str| format!("{path}.{name}");
-    if let Some(key) = object
-        .keys()
-        .find(|k| !matches!(k.as_str(), "type" | "data"))
-    {
-        return Err(QmpError::generic(format!(
-            "Parameter '{}' is unexpected",
-            field(key)
-        )));
-    }
-    let kind = object.get("type").ok_or_else(|| missing(&field("type")))?;
-    let data = object.get("data").ok_or_else(|| missing(&field("data")))?;
-    match kind.as_str() {
-        Some("qcode") => {
-            let name = data
-                .as_str()
-                .ok_or_else(|| bad_type(&field("data"), "string"))?;
-            Key::from_name(name).map_err(|e| match e {
-                KeyNameError::Unknown(_) => QmpError::generic(format!(
-                    "Parameter '{}' does not accept value '{name}'",
-                    field("data")
-                )),
-                unsupported => QmpError::generic(unsupported.to_string()),
+                ))
             })
-        }
-        Some("number") => {
-            let number = data
-                .as_i64()
-                .ok_or_else(|| bad_type(&field("data"), "integer"))?;
-            Key::from_qnum(number).ok_or_else(|| {
-                QmpError::generic(format!("Key number {number:#x} has no PS/2 scan code"))
-            })
-        }
-        Some(other) => Err(QmpError::generic(format!(
-            "Parameter '{}' does not accept value '{other}'",
-            field("type")
-        ))),
-        None => Err(bad_type(&field("type"), "string")),
     }
-}
-
-/// An `InputEvent` of type `key`.
-fn input_event(event: &Value, index: usize) -> Result<(Key, bool), QmpError> {
-    let path = format!("events[{index}]");
-    let object = event.as_object().ok_or_else(|| bad_type(&path, "object"))?;
-    let kind = object
-        .get("type")
-        .ok_or_else(|| missing(&format!("{path}.type")))?;
-    match kind.as_str() {
-        Some("key") => {}
-        Some(other @ ("btn" | "rel" | "abs" | "mtt")) => {
-            return Err(QmpError::generic(format!(
-                "Input event type '{other}' is not supported: this machine has only a keyboard"
-            )))
-        }
-        Some(other) => {
-            return Err(QmpError::generic(format!(
-                "Parameter '{path}.type' does not accept value '{other}'"
-            )))
-        }
-        None => return Err(bad_type(&format!("{path}.type"), "string")),
-    }
-    let data = object
-        .get("data")
-        .ok_or_else(|| missing(&format!("{path}.data")))?;
-    let data = data
-        .as_object()
-        .ok_or_else(|| bad_type(&format!("{path}.data"), "object"))?;
-    let down = data
-        .get("down")
-        .ok_or_else(|| missing(&format!("{path}.data.down")))?;
-    let down = down
-        .as_bool()
-        .ok_or_else(|| bad_type(&format!("{path}.data.down"), "boolean"))?;
-    let key = data
-        .get("key")
-        .ok_or_else(|| missing(&format!("{path}.data.key")))?;
-    Ok((key_value(key, &format!("{path}.data.key"))?, down))
 }

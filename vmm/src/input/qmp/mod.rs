@@ -4,9 +4,10 @@
 //! The parts, one file each: [`QmpSession`] is the protocol as a pure state
 //! machine (bytes in, JSON messages and [`Action`]s out, state changes on a
 //! [`MachineControl`](crate::input::machine::MachineControl)) so it can be
-//! unit-tested and fuzzed; [`commands`] decodes the commands into typed
-//! values with QEMU's error texts; [`messages`] builds what goes on the
-//! wire; [`QmpServer`] does the socket I/O.
+//! unit-tested and fuzzed; [`commands`] holds the commands as typed values
+//! and their arguments as `Deserialize` types, decoded by `args.rs` (a serde
+//! deserializer that words errors as QEMU); [`messages`] builds what goes on
+//! the wire; [`QmpServer`] does the socket I/O.
 //!
 //! Supported commands: `qmp_capabilities`, `send-key`, `input-send-event`
 //! (key events), `query-status`, `stop`, `cont`, `system_reset` (when the
@@ -24,6 +25,7 @@
 //! monitor socket too).
 use std::time::Duration;
 
+mod args;
 pub mod commands;
 pub mod messages;
 mod server;
