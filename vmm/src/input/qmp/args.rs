@@ -28,6 +28,30 @@ pub(super) fn decode_arguments<'a, T: Deserialize<'a>>(
     T::deserialize(Arguments(arguments))
 }
 
+/// Decodes a whole request (any JSON value) into `T`, its errors worded as
+/// QEMU words them for the request itself: "QMP input must be a JSON
+/// object", "QMP input lacks member 'M'", "QMP input member 'M' is
+/// unexpected", "QMP input member 'M' must be a T".
+pub(super) fn decode_request<'a, T: Deserialize<'a>>(request: &'a Value) -> Result<T, String> {
+    T::deserialize(Arg(Some(request))).map_err(|error| {
+        let member = error.path();
+        match &error.problem {
+            Problem::BadType(_) if member.is_empty() => "QMP input must be a JSON object".into(),
+            Problem::Missing => format!("QMP input lacks member '{member}'"),
+            Problem::Unexpected => format!("QMP input member '{member}' is unexpected"),
+            Problem::BadType(expected) => {
+                let article = if expected.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("QMP input member '{member}' must be {article} {expected}")
+            }
+            _ => error.to_string(),
+        }
+    })
+}
+
 /// One step of a parameter's path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Segment {

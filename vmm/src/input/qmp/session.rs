@@ -3,7 +3,11 @@
 //! I/O and no threads, so it can be unit-tested and fuzzed.
 use std::time::Duration;
 
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+use super::args::decode_request;
 
 use super::commands::{Command, COMMANDS};
 use super::messages::{event, reset_event, shutdown_event, version, QmpError};
@@ -31,6 +35,17 @@ pub enum Action {
     },
     /// `quit`: the answer and the `SHUTDOWN` event are written; stop the VMM.
     Quit,
+}
+
+/// A request: `{"execute": NAME, "arguments": {...}, "id": ANY}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    execute: String,
+    arguments: Option<Map<String, Value>>,
+    /// Echoed in the answer; taken from the raw request.
+    #[serde(rename = "id")]
+    _id: Option<IgnoredAny>,
 }
 
 /// One connection's protocol state.
@@ -133,18 +148,16 @@ impl QmpSession {
         out: &mut Vec<Value>,
         actions: &mut Vec<Action>,
     ) {
-        let Value::Object(mut request) = request else {
-            out.push(QmpError::generic("QMP input must be a JSON object").to_message());
-            return;
-        };
-        let id = request.remove("id");
+        // The answer carries the request's `id` whatever else is wrong with
+        // it (`get` finds nothing in a non-object).
+        let id = request.get("id");
         let with_id = |mut message: Value| {
-            if let Some(id) = &id {
+            if let Some(id) = id {
                 message["id"] = id.clone();
             }
             message
         };
-        match self.run(request, machine, actions) {
+        match self.run(&request, machine, actions) {
             Ok((events, value)) => {
                 out.extend(events);
                 out.push(with_id(json!({ "return": value })));
@@ -157,36 +170,16 @@ impl QmpSession {
     /// precede the answer, and the answer's value.
     fn run(
         &mut self,
-        mut request: Map<String, Value>,
+        request: &Value,
         machine: &dyn MachineControl,
         actions: &mut Vec<Action>,
     ) -> Result<(Vec<Value>, Value), QmpError> {
-        if let Some(key) = request
-            .keys()
-            .find(|k| !matches!(k.as_str(), "execute" | "arguments"))
-        {
-            return Err(QmpError::generic(format!(
-                "QMP input member '{key}' is unexpected"
-            )));
-        }
-        let name = match request.get("execute") {
-            Some(Value::String(name)) => name.clone(),
-            Some(_) => {
-                return Err(QmpError::generic(
-                    "QMP input member 'execute' must be a string",
-                ))
-            }
-            None => return Err(QmpError::generic("QMP input lacks member 'execute'")),
-        };
-        let arguments = match request.remove("arguments") {
-            None => Map::new(),
-            Some(Value::Object(arguments)) => arguments,
-            Some(_) => {
-                return Err(QmpError::generic(
-                    "QMP input member 'arguments' must be an object",
-                ))
-            }
-        };
+        let Request {
+            execute: name,
+            arguments,
+            _id,
+        } = decode_request(request).map_err(QmpError::generic)?;
+        let arguments = arguments.unwrap_or_default();
         if !self.negotiated && name != "qmp_capabilities" {
             return Err(QmpError::not_found(
                 "Expecting capabilities negotiation with 'qmp_capabilities'",
