@@ -1,5 +1,5 @@
-//! The thin layer between QMP `arguments` and the commands' `Deserialize`
-//! types: a serde [`Deserializer`] over a JSON value that reports errors as
+//! The thin layer between QMP requests (the envelope and the commands'
+//! `arguments`) and their `Deserialize` types: a serde `Deserializer` over a JSON value that reports errors as
 //! QEMU 7.2 words them, with the parameter's path (`keys[0].data`):
 //!
 //! - `Parameter 'P' is missing`

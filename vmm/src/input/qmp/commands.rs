@@ -1,5 +1,5 @@
 //! The commands this server knows, as typed values, and their arguments as
-//! `Deserialize` types decoded by [`super::args`] (QEMU 7.2's error texts).
+//! `Deserialize` types decoded by `args.rs` (QEMU 7.2's error texts).
 use std::fmt;
 use std::time::Duration;
 
