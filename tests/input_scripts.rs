@@ -82,12 +82,9 @@ fn run_qemu(path: &Path) -> (i32, String, Duration) {
         .arg(format!("unix:{},server=on,wait=off", socket.display()));
     let mut vm = Machine::spawn(command);
     let qmp = Qmp::connect(&socket, Duration::from_secs(20));
-    let mut target = QemuTarget {
-        qmp,
-        serial: &vm.stdout,
-    };
+    let target = QemuTarget::new(qmp, &vm.stdout);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        script::run(&parsed, &mut target)
+        script::run(&parsed, &target)
     }));
     match result {
         Ok(Ok(())) => {}

@@ -51,3 +51,37 @@ fn shutdown_stops_a_running_guest() {
     assert_eq!(observer.join().unwrap().status, 77);
     assert_eq!(guest.handle.exit_state().map(|e| e.status), Some(77));
 }
+
+/// Every subscriber sees the machine's events in order: pause, resume, a
+/// host reset once done, and last the stop, after which its channel closes;
+/// a subscriber that went away is no obstacle.
+#[test]
+fn subscribers_see_pause_resume_reset_and_the_stop() {
+    use vmm::vm::{MachineEvent, ResetCause};
+
+    let mut guest = Guest::boot();
+    let first = guest.handle.subscribe();
+    let second = guest.handle.subscribe();
+    drop(guest.handle.subscribe());
+    guest.handle.pause();
+    guest.handle.pause();
+    guest.handle.resume();
+    guest.handle.reset();
+    guest.expect(boot::PROMPT, Duration::from_secs(10));
+    guest.type_text("exit 7\n");
+    let report = guest.join();
+    assert_eq!(report.exit.status, 7, "{:?}", report.exit);
+    let expected = [
+        MachineEvent::Stop,
+        MachineEvent::Resume,
+        MachineEvent::Reset(ResetCause::Host),
+        MachineEvent::Shutdown(report.exit.clone()),
+    ];
+    for receiver in [first, second] {
+        let events: Vec<MachineEvent> = receiver.iter().collect();
+        assert_eq!(events, expected);
+    }
+    // After the stop a new subscriber gets only the stop.
+    let late: Vec<MachineEvent> = guest.handle.subscribe().iter().collect();
+    assert_eq!(late, [MachineEvent::Shutdown(report.exit)]);
+}

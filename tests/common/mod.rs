@@ -152,6 +152,37 @@ impl Output {
         }
     }
 
+    /// How many bytes were received so far.
+    pub fn len(&self) -> usize {
+        self.inner.0.lock().unwrap().bytes.len()
+    }
+
+    /// Waits until the output from offset `from` on contains `needle`: the
+    /// offset just past the match, or the output from `from` on at the
+    /// timeout or when the stream closed. Independent of [`Output::expect`]'s
+    /// mark.
+    pub fn wait_for(
+        &self,
+        from: usize,
+        needle: &[u8],
+        timeout: Duration,
+    ) -> Result<usize, Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.inner;
+        let mut state = lock.lock().unwrap();
+        loop {
+            let start = from.min(state.bytes.len());
+            if let Some(pos) = find(&state.bytes[start..], needle) {
+                return Ok(start + pos + needle.len());
+            }
+            let now = Instant::now();
+            if now >= deadline || state.closed {
+                return Err(state.bytes[start..].to_vec());
+            }
+            state = cvar.wait_timeout(state, deadline - now).unwrap().0;
+        }
+    }
+
     /// Waits until the stream is closed (the process exited) or `timeout`.
     pub fn wait_closed(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;

@@ -9,6 +9,7 @@ use clap::Parser;
 use shared::status;
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
+use vmm::vm::{MachineEvent, ResetCause};
 use vmm::{ExitReason, Vm, VmConfig};
 
 /// The guest kernel built from `guest/` and embedded at build time.
@@ -58,6 +59,33 @@ struct Cli {
     input: vmm::input::InputArgs,
 }
 
+/// Why the VMM could not run the guest: one line on stderr after `vmm: `,
+/// exit status [`status::SETUP_ERROR`].
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// `--export-guest` could not write the file.
+    #[error("cannot write {path}: {1}", path = .0.display())]
+    ExportGuest(PathBuf, #[source] std::io::Error),
+    /// `--timeout` is not a positive number of seconds.
+    #[error("--timeout {0}: expected a positive number of seconds")]
+    Timeout(f64),
+    /// The input sources could not be set up or started.
+    #[error(transparent)]
+    Input(#[from] vmm::input::InputError),
+    /// `--kernel` could not be read.
+    #[error("cannot read kernel {path}: {1}", path = .0.display())]
+    ReadKernel(PathBuf, #[source] std::io::Error),
+    /// The kernel (named as in messages) does not boot.
+    #[error("{0}: {1}")]
+    Boot(String, #[source] vmm::vm::BootError),
+    /// The machine could not be built or run.
+    #[error(transparent)]
+    Vm(#[from] vmm::vm::Error),
+    /// A host-side thread could not be created.
+    #[error("cannot start the {0} thread: {1}")]
+    Spawn(&'static str, #[source] std::io::Error),
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut logger =
@@ -69,18 +97,17 @@ fn main() -> ExitCode {
 
     match run(cli) {
         Ok(status) => ExitCode::from(status as u8),
-        Err(message) => {
-            eprintln!("vmm: {message}");
+        Err(error) => {
+            eprintln!("vmm: {error}");
             ExitCode::from(status::SETUP_ERROR as u8)
         }
     }
 }
 
-/// Runs the command; `Err` is a one-line setup error.
-fn run(cli: Cli) -> Result<i32, String> {
+/// Runs the command: the exit status, or a setup error.
+fn run(cli: Cli) -> Result<i32, Error> {
     if let Some(path) = &cli.export_guest {
-        std::fs::write(path, GUEST_ELF)
-            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        std::fs::write(path, GUEST_ELF).map_err(|error| Error::ExportGuest(path.clone(), error))?;
         return Ok(0);
     }
     let timeout = match cli.timeout {
@@ -88,19 +115,16 @@ fn run(cli: Cli) -> Result<i32, String> {
             Duration::try_from_secs_f64(secs)
                 .ok()
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    format!("--timeout {secs}: expected a positive number of seconds")
-                })?,
+                .ok_or(Error::Timeout(secs))?,
         ),
         None => None,
     };
     // Scripts are parsed and the QMP socket opened before the guest starts.
-    let input = cli.input.prepare().map_err(|error| error.to_string())?;
+    let input = cli.input.prepare()?;
     let kernel = match &cli.kernel {
-        Some(path) => Cow::Owned(
-            std::fs::read(path)
-                .map_err(|error| format!("cannot read kernel {}: {error}", path.display()))?,
-        ),
+        Some(path) => {
+            Cow::Owned(std::fs::read(path).map_err(|error| Error::ReadKernel(path.clone(), error))?)
+        }
         None => Cow::Borrowed(GUEST_ELF),
     };
     let kernel_name = cli
@@ -115,8 +139,8 @@ fn run(cli: Cli) -> Result<i32, String> {
         no_reboot: cli.no_reboot,
     };
     let vm = Vm::new(&config).map_err(|error| match error {
-        vmm::vm::Error::Boot(error) => format!("{kernel_name}: {error}"),
-        error => error.to_string(),
+        vmm::vm::Error::Boot(error) => Error::Boot(kernel_name, error),
+        error => Error::Vm(error),
     })?;
     let handle = vm.handle();
 
@@ -134,23 +158,34 @@ fn run(cli: Cli) -> Result<i32, String> {
                     handle.shutdown(status::TIMEOUT);
                 }
             })
-            .map_err(|error| format!("cannot start the timeout thread: {error}"))?;
+            .map_err(|error| Error::Spawn("timeout", error))?;
     }
 
-    let input = input
-        .start(std::sync::Arc::new(handle.clone()))
-        .map_err(|error| error.to_string())?;
+    let input = input.start(std::sync::Arc::new(handle.clone()))?;
 
-    let notify_qmp = input.reset_notifier();
-    handle.on_reset(move |cause| {
-        match cause {
-            vmm::vm::ResetCause::Guest => eprintln!("vmm: guest reset"),
-            vmm::vm::ResetCause::Host => eprintln!("vmm: system reset (QMP)"),
-        }
-        notify_qmp(cause);
-    });
+    // Resets are reported on stderr as they happen. The thread ends with the
+    // machine's last event, published when `run` returns; joining it then
+    // makes sure every line is out before the exit.
+    let machine_events = handle.subscribe();
+    let reset_log = thread::Builder::new()
+        .name("reset-log".into())
+        .spawn(move || {
+            for event in machine_events {
+                match event {
+                    MachineEvent::Reset(ResetCause::Guest) => eprintln!("vmm: guest reset"),
+                    MachineEvent::Reset(ResetCause::Host) => {
+                        eprintln!("vmm: system reset (QMP)")
+                    }
+                    MachineEvent::Stop | MachineEvent::Resume | MachineEvent::Shutdown(_) => {}
+                }
+            }
+        })
+        .map_err(|error| Error::Spawn("reset-log", error))?;
 
-    let report = vm.run().map_err(|error| error.to_string())?;
+    let report = vm.run()?;
+    if reset_log.join().is_err() {
+        log::warn!("the reset-log thread panicked");
+    }
     // COM1 output still queued for stdout goes out before the exit, unless
     // stdout is stuck (its writer makes no progress for a second).
     let stdout = StdoutSink::stdout();

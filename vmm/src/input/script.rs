@@ -1,5 +1,6 @@
 //! Keystroke scripts (`--keys FILE`, `--type TEXT`): the grammar, the parser
-//! and a runner generic over the machine it types into.
+//! and a runner that types into any [`MachineControl`] (the VMM, or QEMU
+//! in the tests).
 //!
 //! One command per line:
 //!
@@ -14,13 +15,15 @@
 //!
 //! The whole script is parsed before the guest starts; errors name the file
 //! and the line. The runner types each character or combination, then waits
-//! until the guest has read every byte of it (see [`ScriptTarget::settle`])
+//! until the guest has read every byte of it (see
+//! [`MachineControl::wait_input_drained`])
 //! before the next, so keys go as fast as the guest takes them and none is
 //! lost.
-use std::fmt;
 use std::time::Duration;
 
 use super::keycodes::{us_char, Key, KeyNameError};
+use super::machine::MachineControl;
+use super::worker::settle;
 
 /// Default timeout of `expect`.
 pub const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -69,83 +72,56 @@ pub struct Script {
 }
 
 /// What is wrong with a script line.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParseErrorKind {
     /// The first word is not a command.
+    #[error("unknown command '{0}' (expected type, key, press, release, wait or expect)")]
     UnknownCommand(String),
     /// A command that needs an argument has none.
+    #[error("missing {0}")]
     MissingArgument(&'static str),
     /// A command got arguments it does not take.
+    #[error("too many arguments to '{0}'")]
     ExtraArgument(&'static str),
     /// A key name is unknown or unsupported.
+    #[error(transparent)]
     Key(KeyNameError),
     /// A combination names the same key twice.
+    #[error("key '{0}' appears twice in one combination")]
     RedundantKey(&'static str),
     /// A combination is empty or has an empty part (`ctrl--c`).
+    #[error("malformed key combination '{0}'")]
     EmptyCombo(String),
     /// `type` text holds a character a US keyboard cannot type.
+    #[error("character {0:?} cannot be typed on a US keyboard")]
     Untypeable(char),
     /// A backslash escape that is not defined.
+    #[error("unknown escape '{0}' (known: \\n \\t \\b \\\\, and \\r \\\" in expect)")]
     BadEscape(String),
     /// A quoted `expect` text is not closed.
+    #[error("unterminated quoted text")]
     UnterminatedQuote,
     /// A duration is malformed or too long.
+    #[error(
+        "bad duration '{0}' (expected a number with unit ms or s, e.g. 250ms, 2s, at most 1 day)"
+    )]
     BadDuration(String),
     /// The script is not valid UTF-8.
+    #[error("script is not valid UTF-8")]
     NotUtf8,
 }
 
 /// A script error with its location.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{script}:{line}: {kind}")]
 pub struct ParseError {
-    /// Source name.
-    pub source: String,
+    /// Source name (file, `<stdin>`, `--type`).
+    pub script: String,
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
     pub kind: ParseErrorKind,
 }
-
-impl fmt::Display for ParseErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseErrorKind::UnknownCommand(word) => write!(
-                f,
-                "unknown command '{word}' (expected type, key, press, release, wait or expect)"
-            ),
-            ParseErrorKind::MissingArgument(what) => write!(f, "missing {what}"),
-            ParseErrorKind::ExtraArgument(command) => {
-                write!(f, "too many arguments to '{command}'")
-            }
-            ParseErrorKind::Key(error) => error.fmt(f),
-            ParseErrorKind::RedundantKey(name) => {
-                write!(f, "key '{name}' appears twice in one combination")
-            }
-            ParseErrorKind::EmptyCombo(combo) => write!(f, "malformed key combination '{combo}'"),
-            ParseErrorKind::Untypeable(c) => {
-                write!(f, "character {c:?} cannot be typed on a US keyboard")
-            }
-            ParseErrorKind::BadEscape(escape) => write!(
-                f,
-                "unknown escape '{escape}' (known: \\n \\t \\b \\\\, and \\r \\\" in expect)"
-            ),
-            ParseErrorKind::UnterminatedQuote => write!(f, "unterminated quoted text"),
-            ParseErrorKind::BadDuration(text) => write!(
-                f,
-                "bad duration '{text}' (expected a number with unit ms or s, e.g. 250ms, 2s, at most 1 day)"
-            ),
-            ParseErrorKind::NotUtf8 => write!(f, "script is not valid UTF-8"),
-        }
-    }
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.source, self.line, self.kind)
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 impl Script {
     /// Parses a whole script. `source` names it in error messages.
@@ -159,7 +135,7 @@ impl Script {
                 Ok(None) => {}
                 Err(kind) => {
                     return Err(ParseError {
-                        source: source.to_string(),
+                        script: source.to_string(),
                         line: number,
                         kind,
                     });
@@ -182,7 +158,7 @@ impl Script {
                     .filter(|b| **b == b'\n')
                     .count();
                 Err(ParseError {
-                    source: source.to_string(),
+                    script: source.to_string(),
                     line,
                     kind: ParseErrorKind::NotUtf8,
                 })
@@ -194,7 +170,7 @@ impl Script {
     /// as `--type TEXT` builds it.
     pub fn type_text(source: &str, text: &str) -> Result<Script, ParseError> {
         let command = parse_type(text).map_err(|kind| ParseError {
-            source: source.to_string(),
+            script: source.to_string(),
             line: 1,
             kind,
         })?;
@@ -445,36 +421,16 @@ pub fn strokes(command: &Command) -> Vec<Stroke> {
     out
 }
 
-/// The machine a script types into: our VMM, or QEMU in the tests.
-pub trait ScriptTarget {
-    /// Sends one key event.
-    fn key(&mut self, key: Key, down: bool) -> Result<(), String>;
-    /// Called after each character or combination: returns once the guest
-    /// has consumed what was sent (or the target's best approximation).
-    fn settle(&mut self) -> Result<(), String>;
-    /// Pauses for `duration` (`wait`).
-    fn wait(&mut self, duration: Duration) -> Result<(), String>;
-    /// Waits until the serial output since the previous `expect` contains
-    /// `text`. On timeout, returns the tail of the output.
-    fn expect(&mut self, text: &str, timeout: Duration) -> Result<(), ExpectError>;
-}
-
-/// Why an `expect` failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExpectError {
-    /// The text did not appear in time; the output tail.
-    Timeout(String),
-    /// The target failed (the VM is gone, ...).
-    Target(String),
-}
-
 /// Why a script run stopped early.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
     /// An `expect` timed out.
+    #[error(
+        "{script}:{line}: expect {text:?} timed out after {timeout:?}; last serial output:\n{tail}"
+    )]
     ExpectTimeout {
         /// Script source name.
-        source: String,
+        script: String,
         /// Script line.
         line: usize,
         /// The text waited for.
@@ -484,10 +440,11 @@ pub enum RunError {
         /// Tail of the serial output.
         tail: String,
     },
-    /// The target failed.
+    /// The machine stopped under the script (guest exit, crash, quit...).
+    #[error("{script}:{line}: {message}")]
     Target {
         /// Script source name.
-        source: String,
+        script: String,
         /// Script line.
         line: usize,
         /// What failed.
@@ -495,51 +452,56 @@ pub enum RunError {
     },
 }
 
-impl fmt::Display for RunError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunError::ExpectTimeout { source, line, text, timeout, tail } => write!(
-                f,
-                "{source}:{line}: expect {text:?} timed out after {timeout:?}; last serial output:\n{tail}"
-            ),
-            RunError::Target { source, line, message } => write!(f, "{source}:{line}: {message}"),
-        }
-    }
+/// Runs `script` against `machine`, line by line, on the calling thread:
+/// after each character or combination it waits until the guest has read
+/// every keyboard byte; `expect` looks at the serial output after the
+/// previous match (the first one from the start of the output).
+pub fn run(script: &Script, machine: &dyn MachineControl) -> Result<(), RunError> {
+    run_with_sleep(script, machine, &mut std::thread::sleep)
 }
 
-impl std::error::Error for RunError {}
-
-/// Runs `script` against `target`, line by line.
-pub fn run(script: &Script, target: &mut dyn ScriptTarget) -> Result<(), RunError> {
+/// [`run`] with `wait` lines passed to `sleep` (tests record them).
+fn run_with_sleep(
+    script: &Script,
+    machine: &dyn MachineControl,
+    sleep: &mut dyn FnMut(Duration),
+) -> Result<(), RunError> {
+    // Serial offset just past the previous `expect` match.
+    let mut mark = 0;
     for line in &script.lines {
-        let target_error = |message: String| RunError::Target {
-            source: script.source.clone(),
+        let stopped = || RunError::Target {
+            script: script.source.clone(),
             line: line.number,
-            message,
+            message: "the machine stopped".to_string(),
         };
         match &line.command {
-            Command::Wait(duration) => target.wait(*duration).map_err(target_error)?,
-            Command::Expect { text, timeout } => match target.expect(text, *timeout) {
-                Ok(()) => {}
-                Err(ExpectError::Timeout(tail)) => {
-                    return Err(RunError::ExpectTimeout {
-                        source: script.source.clone(),
-                        line: line.number,
-                        text: text.clone(),
-                        timeout: *timeout,
-                        tail,
-                    })
+            Command::Wait(duration) => sleep(*duration),
+            Command::Expect { text, timeout } => {
+                match machine.serial_wait_for(mark, text.as_bytes(), *timeout) {
+                    Ok(end) => mark = end,
+                    Err(_) if machine.is_stopped() => return Err(stopped()),
+                    Err(tail) => {
+                        return Err(RunError::ExpectTimeout {
+                            script: script.source.clone(),
+                            line: line.number,
+                            text: text.clone(),
+                            timeout: *timeout,
+                            tail: tail_text(&tail),
+                        })
+                    }
                 }
-                Err(ExpectError::Target(message)) => return Err(target_error(message)),
-            },
+            }
             command => {
                 for stroke in strokes(command) {
                     match stroke {
-                        Stroke::Down(key) => target.key(key, true),
-                        Stroke::Up(key) => target.key(key, false),
-                        Stroke::Settle => target.settle(),
+                        Stroke::Down(key) => machine.key_event(key, true),
+                        Stroke::Up(key) => machine.key_event(key, false),
+                        Stroke::Settle => {
+                            if !settle(machine) {
+                                return Err(stopped());
+                            }
+                        }
                     }
-                    .map_err(target_error)?;
                 }
             }
         }
@@ -547,270 +509,17 @@ pub fn run(script: &Script, target: &mut dyn ScriptTarget) -> Result<(), RunErro
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::input::keycodes::key;
-
-    fn parse(text: &str) -> Result<Vec<Command>, ParseError> {
-        Script::parse("t.keys", text).map(|s| s.lines.into_iter().map(|l| l.command).collect())
-    }
-
-    fn error(text: &str) -> (usize, ParseErrorKind) {
-        let e = Script::parse("t.keys", text).unwrap_err();
-        (e.line, e.kind)
-    }
-
-    #[test]
-    fn full_grammar() {
-        let script = Script::parse(
-            "t.keys",
-            "# comment\n\n  # indented comment\ntype echo Hi!\\n\nkey ctrl-c ret\npress shift\nrelease shift\nwait 250ms\nexpect > \nexpect \"done \" 2s\nexpect uptime: 10s\r\n",
-        )
-        .unwrap();
-        let numbers: Vec<usize> = script.lines.iter().map(|l| l.number).collect();
-        assert_eq!(numbers, [4, 5, 6, 7, 8, 9, 10, 11]);
-        let commands: Vec<Command> = script.lines.into_iter().map(|l| l.command).collect();
-        assert_eq!(
-            commands,
-            [
-                Command::Type("echo Hi!\n".into()),
-                Command::Key(vec![vec![key("ctrl"), key("c")], vec![key("ret")]]),
-                Command::Press(vec![key("shift")]),
-                Command::Release(vec![key("shift")]),
-                Command::Wait(Duration::from_millis(250)),
-                Command::Expect {
-                    text: "> ".into(),
-                    timeout: DEFAULT_EXPECT_TIMEOUT
-                },
-                Command::Expect {
-                    text: "done ".into(),
-                    timeout: Duration::from_secs(2)
-                },
-                Command::Expect {
-                    text: "uptime:".into(),
-                    timeout: Duration::from_secs(10)
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn type_keeps_spaces_and_escapes() {
-        assert_eq!(
-            parse("type  a b  ").unwrap(),
-            [Command::Type(" a b  ".into())]
-        );
-        assert_eq!(
-            parse("type a\\tb\\bc\\\\d\\n").unwrap(),
-            [Command::Type("a\tb\x08c\\d\n".into())]
-        );
-        assert_eq!(parse("type\t#x").unwrap(), [Command::Type("#x".into())]);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("86400s"), Ok(MAX_DURATION));
-        for bad in [
-            "", "5", "ms", "s", "-1s", "1.s", ".5s", "1..5s", "1e3ms", "2m", "86401s", "1 s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn every_error_has_its_line() {
-        let cases: Vec<(&str, ParseErrorKind)> = vec![
-            ("jump", ParseErrorKind::UnknownCommand("jump".into())),
-            ("Type x", ParseErrorKind::UnknownCommand("Type".into())),
-            ("type", ParseErrorKind::MissingArgument("text after 'type'")),
-            ("type é", ParseErrorKind::Untypeable('é')),
-            ("type a\\qb", ParseErrorKind::BadEscape("\\q".into())),
-            ("type a\\", ParseErrorKind::BadEscape("\\".into())),
-            ("type \\r", ParseErrorKind::BadEscape("\\r".into())),
-            (
-                "key",
-                ParseErrorKind::MissingArgument("key combination after 'key'"),
-            ),
-            (
-                "key ctrl-foo",
-                ParseErrorKind::Key(KeyNameError::Unknown("foo".into())),
-            ),
-            (
-                "key pause",
-                ParseErrorKind::Key(KeyNameError::Unsupported("pause")),
-            ),
-            ("key ctrl--c", ParseErrorKind::EmptyCombo("ctrl--c".into())),
-            ("key -", ParseErrorKind::EmptyCombo("-".into())),
-            ("key a-a", ParseErrorKind::RedundantKey("a")),
-            ("press", ParseErrorKind::MissingArgument("key name")),
-            (
-                "release Shift",
-                ParseErrorKind::Key(KeyNameError::Unknown("Shift".into())),
-            ),
-            ("wait", ParseErrorKind::MissingArgument("duration")),
-            ("wait 5", ParseErrorKind::BadDuration("5".into())),
-            ("wait 1s 2s", ParseErrorKind::ExtraArgument("wait")),
-            (
-                "expect",
-                ParseErrorKind::MissingArgument("text after 'expect'"),
-            ),
-            ("expect \"abc", ParseErrorKind::UnterminatedQuote),
-            (
-                "expect \"abc\" soon",
-                ParseErrorKind::BadDuration("soon".into()),
-            ),
-            (
-                "expect \"abc\" 1s 2s",
-                ParseErrorKind::ExtraArgument("expect"),
-            ),
-            (
-                "expect \"\"",
-                ParseErrorKind::MissingArgument("text after 'expect'"),
-            ),
-            ("expect a\\z", ParseErrorKind::BadEscape("\\z".into())),
-        ];
-        for (line, kind) in cases {
-            let text = format!("# first\ntype ok\n{line}\ntype after\n");
-            assert_eq!(error(&text), (3, kind), "{line:?}");
-        }
-        let e = Script::parse("dir/s.keys", "\n\nkey foo").unwrap_err();
-        assert_eq!(e.to_string(), "dir/s.keys:3: unknown key name 'foo'");
-        let e = Script::parse_bytes("b.keys", b"type a\ntype \xff\n").unwrap_err();
-        assert_eq!((e.line, e.kind), (2, ParseErrorKind::NotUtf8));
-    }
-
-    #[test]
-    fn expect_forms() {
-        assert_eq!(
-            parse("expect \"a \\\"b\\\" 5s\"").unwrap(),
-            [Command::Expect {
-                text: "a \"b\" 5s".into(),
-                timeout: DEFAULT_EXPECT_TIMEOUT
-            }]
-        );
-        // A last word that is not a duration belongs to the text.
-        assert_eq!(
-            parse("expect timer fired").unwrap(),
-            [Command::Expect {
-                text: "timer fired".into(),
-                timeout: DEFAULT_EXPECT_TIMEOUT
-            }]
-        );
-        assert_eq!(
-            parse("expect 5s").unwrap(),
-            [Command::Expect {
-                text: "5s".into(),
-                timeout: DEFAULT_EXPECT_TIMEOUT
-            }]
-        );
-        assert_eq!(
-            parse("expect a\\r\\n 250ms").unwrap(),
-            [Command::Expect {
-                text: "a\r\n".into(),
-                timeout: Duration::from_millis(250)
-            }]
-        );
-    }
-
-    #[test]
-    fn type_text_shorthand() {
-        let s = Script::type_text("--type", "exit 3\\n").unwrap();
-        assert_eq!(s.lines[0].command, Command::Type("exit 3\n".into()));
-        let e = Script::type_text("--type", "x\\y").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "--type:1: unknown escape '\\y' (known: \\n \\t \\b \\\\, and \\r \\\" in expect)"
-        );
-    }
-
-    #[test]
-    fn strokes_press_shift_and_release_in_reverse() {
-        use Stroke::*;
-        let (shift, h, i, ctrl, c) = (key("shift"), key("h"), key("i"), key("ctrl"), key("c"));
-        assert_eq!(
-            strokes(&Command::Type("Hi".into())),
-            [
-                Down(shift),
-                Down(h),
-                Up(h),
-                Up(shift),
-                Settle,
-                Down(i),
-                Up(i),
-                Settle
-            ]
-        );
-        assert_eq!(
-            strokes(&Command::Key(vec![vec![ctrl, c]])),
-            [Down(ctrl), Down(c), Up(c), Up(ctrl), Settle]
-        );
-        assert_eq!(strokes(&Command::Press(vec![shift])), [Down(shift), Settle]);
-        assert_eq!(strokes(&Command::Release(vec![shift])), [Up(shift), Settle]);
-        assert!(strokes(&Command::Wait(Duration::ZERO)).is_empty());
-    }
-
-    #[derive(Default)]
-    struct Recorder {
-        log: Vec<String>,
-        output: String,
-    }
-
-    impl ScriptTarget for Recorder {
-        fn key(&mut self, key: Key, down: bool) -> Result<(), String> {
-            self.log
-                .push(format!("{}{}", if down { "+" } else { "-" }, key));
-            Ok(())
-        }
-        fn settle(&mut self) -> Result<(), String> {
-            self.log.push("|".into());
-            Ok(())
-        }
-        fn wait(&mut self, duration: Duration) -> Result<(), String> {
-            self.log.push(format!("wait {duration:?}"));
-            Ok(())
-        }
-        fn expect(&mut self, text: &str, _timeout: Duration) -> Result<(), ExpectError> {
-            if self.output.contains(text) {
-                Ok(())
-            } else {
-                Err(ExpectError::Timeout(self.output.clone()))
-            }
-        }
-    }
-
-    #[test]
-    fn runner_executes_in_order_and_reports_expect_line() {
-        let script = Script::parse(
-            "r.keys",
-            "type a\nwait 1s\nexpect > \nkey ret\nexpect nope 1s\ntype b",
-        )
-        .unwrap();
-        let mut target = Recorder {
-            output: "> ".into(),
-            ..Default::default()
-        };
-        let error = run(&script, &mut target).unwrap_err();
-        assert_eq!(
-            target.log,
-            ["+a", "-a", "|", "wait 1s", "+ret", "-ret", "|"]
-        );
-        assert_eq!(
-            error,
-            RunError::ExpectTimeout {
-                source: "r.keys".into(),
-                line: 5,
-                text: "nope".into(),
-                timeout: Duration::from_secs(1),
-                tail: "> ".into()
-            }
-        );
-        assert!(error
-            .to_string()
-            .starts_with("r.keys:5: expect \"nope\" timed out after 1s"));
+/// The last lines of output, for error messages.
+fn tail_text(bytes: &[u8]) -> String {
+    const MAX: usize = 2000;
+    let start = bytes.len().saturating_sub(MAX);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    if start > 0 {
+        format!("...{text}")
+    } else {
+        text.into_owned()
     }
 }
+
+#[cfg(test)]
+mod tests;

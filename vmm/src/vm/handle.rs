@@ -1,8 +1,10 @@
 //! [`VmHandle`]: controls a running VM from other threads (keyboard input,
 //! keystroke scripts, the QMP server, timeouts).
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::events::MachineEvent;
 use super::state::{ExitReason, ResetCause, Shared, VmExit};
 use super::SerialTap;
 
@@ -68,22 +70,30 @@ impl VmHandle {
 
     /// Stops running guest code (QMP `stop`): the vCPU parks outside
     /// `KVM_RUN`, timer ticks are discarded until [`VmHandle::resume`].
+    /// Subscribers get [`MachineEvent::Stop`] if the VM was running.
     pub fn pause(&self) {
         let mut state = self.shared.lock();
         if !state.run.paused {
             state.run.paused = true;
             self.shared.wake_vcpu(&state.run);
             self.shared.wake_timer();
+            // Under the machine lock, so concurrent pause/resume calls reach
+            // subscribers in the order they took effect; publishing never
+            // blocks (vm/events.rs).
+            self.shared.machine_events.publish(MachineEvent::Stop);
         }
     }
 
-    /// Resumes a paused VM (QMP `cont`).
+    /// Resumes a paused VM (QMP `cont`); subscribers get
+    /// [`MachineEvent::Resume`] if it was paused.
     pub fn resume(&self) {
         let mut state = self.shared.lock();
         if state.run.paused {
             state.run.paused = false;
             self.shared.vcpu_wake.notify_all();
             self.shared.wake_timer();
+            // Under the lock for ordering, as in `pause`.
+            self.shared.machine_events.publish(MachineEvent::Resume);
         }
     }
 
@@ -128,15 +138,14 @@ impl VmHandle {
         }
     }
 
-    /// Calls `listener` after every machine reset (guest- or host-requested),
-    /// on the vCPU thread without the machine lock; replaces an earlier one.
-    /// It should return quickly: the guest restarts after it.
-    pub fn on_reset(&self, listener: impl Fn(ResetCause) + Send + Sync + 'static) {
-        *self
-            .shared
-            .reset_listener
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = Some(Box::new(listener));
+    /// Subscribes to the machine's events: every reset (guest- or
+    /// host-requested, once done and before the guest runs again), pause,
+    /// resume, and last the stop ([`MachineEvent::Shutdown`], when
+    /// [`super::Vm::run`] returns), after which the channel closes. Any
+    /// number of subscribers; events are never held back for a slow one (the
+    /// channel is unbounded), and dropping the receiver unsubscribes.
+    pub fn subscribe(&self) -> Receiver<MachineEvent> {
+        self.shared.machine_events.subscribe()
     }
 
     /// Stops the VM: [`super::Vm::run`] returns promptly with `status`

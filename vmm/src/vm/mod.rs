@@ -7,6 +7,7 @@ mod boot;
 mod complete;
 mod console;
 mod cpu;
+mod events;
 mod handle;
 mod kick;
 mod kvm_stats;
@@ -29,6 +30,7 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use crate::clock::MonotonicClock;
 
 pub use boot::{BootError, CMDLINE_MAX};
+pub use events::MachineEvent;
 pub use handle::VmHandle;
 pub use memory::SizeError;
 pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
@@ -346,6 +348,11 @@ impl Vm {
             log::error!("the time service thread panicked");
         }
         shared.tap.close();
+        // Last: every event of the run (published before the threads
+        // ended) precedes it in each subscriber's channel.
+        shared
+            .machine_events
+            .publish(MachineEvent::Shutdown(exit.clone()));
         let platform = shared.lock().platform.stats();
         // The VM before the memory it maps (the vCPU thread dropped the vCPU).
         drop(vm_fd);

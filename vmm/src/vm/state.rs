@@ -58,10 +58,6 @@ pub enum ResetCause {
     Host,
 }
 
-/// Called on the vCPU thread after each machine reset, without the machine
-/// lock held.
-pub type ResetListener = Box<dyn Fn(ResetCause) + Send + Sync>;
-
 /// How the VM ended: the process exit status and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmExit {
@@ -138,8 +134,8 @@ pub(crate) struct Shared {
     pub timer_wake: EventFd,
     /// Serial output log.
     pub tap: SerialTap,
-    /// Told about every machine reset.
-    pub reset_listener: Mutex<Option<ResetListener>>,
+    /// Subscribers to machine events (resets, pause, resume, the stop).
+    pub machine_events: super::events::EventHub,
 }
 
 impl Shared {
@@ -153,7 +149,7 @@ impl Shared {
             events: Condvar::new(),
             timer_wake: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
             tap,
-            reset_listener: Mutex::new(None),
+            machine_events: Default::default(),
         })
     }
 

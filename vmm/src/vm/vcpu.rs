@@ -27,6 +27,7 @@ use vm_memory::Bytes;
 use vmm_sys_util::ioctl::ioctl_with_ref;
 use vmm_sys_util::ioctl_iow_nr;
 
+use super::events::MachineEvent;
 use super::kick::ImmediateExitGuard;
 use super::kvm_stats::KvmStats;
 use super::state::{ExitReason, ResetCause, Shared, State, VcpuPhase, VmExit};
@@ -225,16 +226,9 @@ impl VcpuLoop<'_> {
                         return crash(ExitReason::Crash(what));
                     }
                     halted = false;
-                    drop(state);
-                    let listener = shared
-                        .reset_listener
-                        .lock()
-                        .unwrap_or_else(|poison| poison.into_inner());
-                    if let Some(listener) = listener.as_ref() {
-                        listener(cause);
-                    }
-                    drop(listener);
-                    state = shared.lock();
+                    // Non-blocking (see vm/events.rs); under the lock so it
+                    // is ordered with the pause/resume events.
+                    shared.machine_events.publish(MachineEvent::Reset(cause));
                     continue;
                 }
                 let wakes_guest = self.if_flag() && state.platform.interrupt_pending();

@@ -1,0 +1,259 @@
+//! One connection's protocol as a pure state machine: bytes in, JSON
+//! messages and [`Action`]s out, state changes on a [`MachineControl`]. No
+//! I/O and no threads, so it can be unit-tested and fuzzed.
+use std::time::Duration;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::args::decode_request;
+
+use super::commands::{Command, COMMANDS};
+use super::messages::{event, reset_event, shutdown_event, version, QmpError};
+use super::MAX_PENDING_INPUT;
+use crate::input::keycodes::Key;
+use crate::input::machine::MachineControl;
+
+/// Something the server does after writing the session's messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `send-key`: press `keys` in order, hold them `hold`, release them in
+    /// reverse order, in order with the other key actions.
+    SendKeys {
+        /// The keys (at least one).
+        keys: Vec<Key>,
+        /// How long they are held.
+        hold: Duration,
+    },
+    /// One key event of `input-send-event`, in order with the others.
+    KeyEvent {
+        /// The key.
+        key: Key,
+        /// Press or release.
+        down: bool,
+    },
+    /// `quit`: the answer and the `SHUTDOWN` event are written; stop the VMM.
+    Quit,
+}
+
+/// A request: `{"execute": NAME, "arguments": {...}, "id": ANY}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Request {
+    execute: String,
+    arguments: Option<Map<String, Value>>,
+    /// Echoed in the answer; taken from the raw request.
+    #[serde(rename = "id")]
+    _id: Option<IgnoredAny>,
+}
+
+/// One connection's protocol state.
+#[derive(Debug, Default)]
+pub struct QmpSession {
+    buffer: Vec<u8>,
+    negotiated: bool,
+    /// After malformed JSON: drop input up to the next newline.
+    skipping: bool,
+    quit: bool,
+}
+
+impl QmpSession {
+    /// A new connection (before capabilities negotiation).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `qmp_capabilities` succeeded (events are sent only then).
+    pub fn negotiated(&self) -> bool {
+        self.negotiated
+    }
+
+    /// Whether the client asked to `quit`.
+    pub fn quit_requested(&self) -> bool {
+        self.quit
+    }
+
+    /// Consumes input bytes; returns the messages to send, in order, and the
+    /// actions to take after sending them. `stop`, `cont` and `system_reset`
+    /// act on `machine` at once (their events precede their answer).
+    pub fn feed(
+        &mut self,
+        bytes: &[u8],
+        machine: &dyn MachineControl,
+    ) -> (Vec<Value>, Vec<Action>) {
+        let mut out = Vec::new();
+        let mut actions = Vec::new();
+        self.buffer.extend_from_slice(bytes);
+        loop {
+            if self.quit {
+                // Nothing after `quit` is executed.
+                self.buffer.clear();
+                break;
+            }
+            if self.skipping {
+                match self.buffer.iter().position(|b| *b == b'\n') {
+                    Some(i) => {
+                        self.buffer.drain(..=i);
+                        self.skipping = false;
+                    }
+                    None => {
+                        self.buffer.clear();
+                        break;
+                    }
+                }
+            }
+            let start = self.buffer.iter().position(|b| !b.is_ascii_whitespace());
+            let Some(start) = start else {
+                self.buffer.clear();
+                break;
+            };
+            self.buffer.drain(..start);
+            let mut stream =
+                serde_json::Deserializer::from_slice(&self.buffer).into_iter::<Value>();
+            match stream.next() {
+                None => break,
+                Some(Ok(value)) => {
+                    let used = stream.byte_offset();
+                    self.buffer.drain(..used);
+                    self.execute(value, machine, &mut out, &mut actions);
+                }
+                Some(Err(e)) if e.is_eof() => {
+                    if self.buffer.len() > MAX_PENDING_INPUT {
+                        out.push(
+                            QmpError::generic(format!(
+                                "JSON parse error, input exceeds {MAX_PENDING_INPUT} bytes"
+                            ))
+                            .to_message(),
+                        );
+                        self.buffer.clear();
+                        self.skipping = true;
+                    }
+                    break;
+                }
+                Some(Err(e)) => {
+                    out.push(QmpError::generic(format!("JSON parse error, {e}")).to_message());
+                    self.skipping = true;
+                }
+            }
+        }
+        (out, actions)
+    }
+
+    /// Runs one request (any JSON value) and appends its messages.
+    fn execute(
+        &mut self,
+        request: Value,
+        machine: &dyn MachineControl,
+        out: &mut Vec<Value>,
+        actions: &mut Vec<Action>,
+    ) {
+        // The answer carries the request's `id` whatever else is wrong with
+        // it (`get` finds nothing in a non-object).
+        let id = request.get("id");
+        let with_id = |mut message: Value| {
+            if let Some(id) = id {
+                message["id"] = id.clone();
+            }
+            message
+        };
+        match self.run(&request, machine, actions) {
+            Ok((events, value)) => {
+                out.extend(events);
+                out.push(with_id(json!({ "return": value })));
+            }
+            Err(error) => out.push(with_id(error.to_message())),
+        }
+    }
+
+    /// Checks the request's envelope and runs its command: the events that
+    /// precede the answer, and the answer's value.
+    fn run(
+        &mut self,
+        request: &Value,
+        machine: &dyn MachineControl,
+        actions: &mut Vec<Action>,
+    ) -> Result<(Vec<Value>, Value), QmpError> {
+        let Request {
+            execute: name,
+            arguments,
+            _id,
+        } = decode_request(request).map_err(QmpError::generic)?;
+        let arguments = arguments.unwrap_or_default();
+        if !self.negotiated && name != "qmp_capabilities" {
+            return Err(QmpError::not_found(
+                "Expecting capabilities negotiation with 'qmp_capabilities'",
+            ));
+        }
+        if self.negotiated && name == "qmp_capabilities" {
+            return Err(QmpError::not_found(
+                "Capabilities negotiation is already complete, command ignored",
+            ));
+        }
+        let command = Command::decode(&name, &arguments, machine.can_reset())?;
+        // State-change events precede the answer, as in QEMU 7.2 (also
+        // `SHUTDOWN` before the answer to `quit`).
+        let mut events = Vec::new();
+        let value = match command {
+            Command::QmpCapabilities => {
+                self.negotiated = true;
+                json!({})
+            }
+            Command::QueryCommands => {
+                let names = COMMANDS
+                    .iter()
+                    .filter(|n| **n != "system_reset" || machine.can_reset())
+                    .map(|n| json!({ "name": n }));
+                Value::Array(names.collect())
+            }
+            Command::QueryVersion => version(),
+            Command::QueryStatus => {
+                let running = !machine.is_paused();
+                json!({
+                    "status": if running { "running" } else { "paused" },
+                    "singlestep": false,
+                    "running": running,
+                })
+            }
+            Command::SendKey { keys, hold } => {
+                if !keys.is_empty() {
+                    actions.push(Action::SendKeys { keys, hold });
+                }
+                json!({})
+            }
+            Command::InputSendEvent { events: keys } => {
+                actions.extend(
+                    keys.into_iter()
+                        .map(|(key, down)| Action::KeyEvent { key, down }),
+                );
+                json!({})
+            }
+            Command::Stop => {
+                if !machine.is_paused() {
+                    machine.pause();
+                    events.push(event("STOP", None));
+                }
+                json!({})
+            }
+            Command::Cont => {
+                if machine.is_paused() {
+                    machine.resume();
+                    events.push(event("RESUME", None));
+                }
+                json!({})
+            }
+            Command::SystemReset => {
+                machine.reset();
+                events.push(reset_event(false, "host-qmp-system-reset"));
+                json!({})
+            }
+            Command::Quit => {
+                self.quit = true;
+                events.push(shutdown_event(false, "host-qmp-quit"));
+                actions.push(Action::Quit);
+                json!({})
+            }
+        };
+        Ok((events, value))
+    }
+}
