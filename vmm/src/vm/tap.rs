@@ -23,6 +23,10 @@ struct TapState {
     start: usize,
     /// No more output will come (the VM stopped).
     closed: bool,
+    /// Bytes searched by waiters so far (tests check that waiting costs
+    /// work in proportion to new output, not to the retained log).
+    #[cfg(test)]
+    searched: usize,
 }
 
 impl TapState {
@@ -31,16 +35,20 @@ impl TapState {
     }
 
     /// Absolute offset of the first occurrence of `needle` at or after `from`.
-    fn find(&self, from: usize, needle: &[u8]) -> Option<usize> {
+    fn find(&mut self, from: usize, needle: &[u8]) -> Option<usize> {
         let from = from.max(self.start);
         if needle.is_empty() {
             return Some(from.min(self.end()));
         }
-        let (a, b) = self.bytes.as_slices();
         let rel = from - self.start;
         if rel >= self.bytes.len() {
             return None;
         }
+        #[cfg(test)]
+        {
+            self.searched += self.bytes.len() - rel;
+        }
+        let (a, b) = self.bytes.as_slices();
         // Search the contiguous view; copy only when the ring wraps.
         let hit = if b.is_empty() {
             find(&a[rel..], needle)
@@ -228,10 +236,10 @@ mod tests {
             // Expecting since a mark older than the retained log.
             std::thread::spawn(move || tap.wait_for(0, b"needle", Duration::from_secs(600)))
         };
-        let started = Instant::now();
         // The UART pushes one byte per guest exit, some 20 µs apart, which
         // leaves the waiter time to search after every byte.
-        for _ in 0..100_000 {
+        const PUSHES: usize = 100_000;
+        for _ in 0..PUSHES {
             tap.push(b"y");
             let pushed = Instant::now();
             while pushed.elapsed() < Duration::from_micros(20) {
@@ -239,9 +247,16 @@ mod tests {
             }
         }
         tap.push(b"needle");
-        let elapsed = started.elapsed();
         assert!(waiter.join().unwrap().is_ok());
-        assert!(elapsed < Duration::from_secs(5), "writer took {elapsed:?}");
+        // The retained log once, then each new byte with the needle's
+        // overlap: in proportion to the output, however often the waiter
+        // woke. (Rescanning the log per wake-up would be ~10^5 times more.)
+        let searched = tap.lock().searched;
+        let bound = SerialTap::CAPACITY + (PUSHES + 6) * b"needle".len();
+        assert!(
+            searched <= bound,
+            "searched {searched} bytes, bound {bound}"
+        );
     }
 
     #[test]
