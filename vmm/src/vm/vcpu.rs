@@ -434,26 +434,14 @@ impl VcpuLoop<'_> {
             numeric_error: sregs.cr0 & CR0_NE != 0,
             x87_exception_pending: fpu.fsw & FSW_ERROR_SUMMARY != 0,
         };
-        // DPL of IDT gate `n`: long-mode gates are 16 bytes, others 8; the
-        // IDT is at a linear address, translated by the guest's page tables.
-        let gate_size: u64 = if sregs.efer & EFER_LMA != 0 { 16 } else { 8 };
-        let gate_dpl = |n: u8| -> Option<u8> {
-            let offset = u64::from(n) * gate_size;
-            if offset + 7 > u64::from(sregs.idt.limit) {
-                return None;
-            }
-            let translation = self.vcpu.translate_gva(sregs.idt.base + offset).ok()?;
-            if translation.valid == 0 {
-                return None;
-            }
-            let descriptor: u64 = self
-                .boot
-                .memory
-                .read_obj(vm_memory::GuestAddress(translation.physical_address))
-                .ok()?;
-            Some(((descriptor >> 45) & 3) as u8)
+        let guest = GuestView {
+            vcpu: self.vcpu,
+            memory: &self.boot.memory,
+            regs: &regs,
+            sregs: &sregs,
+            gate_size: if sregs.efer & EFER_LMA != 0 { 16 } else { 8 },
         };
-        let completion = complete(bytes, &cpu, gate_dpl).map_err(|e| e.to_string())?;
+        let completion = complete(bytes, &cpu, &guest).map_err(|e| e.to_string())?;
         log::debug!("completed {bytes:02x?} at {:#x}: {completion:?}", regs.rip);
         let mut events = self
             .vcpu
@@ -475,6 +463,27 @@ impl VcpuLoop<'_> {
                 events.interrupt.injected = 1;
                 events.interrupt.nr = vector;
                 events.interrupt.soft = 0;
+            }
+            Completion::Update {
+                len,
+                rflags,
+                registers,
+                memory,
+            } => {
+                if let Some((address, bytes)) = memory {
+                    if !guest.write(address, &bytes) {
+                        return Err(format!(
+                            "cannot write {} bytes at {address:#x}",
+                            bytes.len()
+                        ));
+                    }
+                }
+                regs.rip = regs.rip.wrapping_add(len);
+                regs.rflags = rflags;
+                for (register, value) in registers {
+                    *gpr_mut(&mut regs, register)
+                        .ok_or_else(|| format!("cannot write {register:?}"))? = value;
+                }
             }
             Completion::Fault { vector, error_code } => {
                 events.exception.injected = 1;
@@ -533,6 +542,125 @@ impl VcpuLoop<'_> {
         self.set_request_interrupt_window(platform.interrupt_pending());
         Ok(())
     }
+}
+
+/// The guest as instruction completion reads it: registers, segment bases,
+/// the IDT and memory at linear addresses (translated by the guest's page
+/// tables with `KVM_TRANSLATE`, page by page).
+struct GuestView<'a> {
+    vcpu: &'a VcpuFd,
+    memory: &'a vm_memory::GuestMemoryMmap,
+    regs: &'a kvm_bindings::kvm_regs,
+    sregs: &'a kvm_bindings::kvm_sregs,
+    /// Bytes per IDT gate: 16 in long mode, 8 otherwise.
+    gate_size: u64,
+}
+
+impl GuestView<'_> {
+    /// Calls `each(guest physical address, range in the buffer)` for the
+    /// page-sized pieces of `len` bytes at linear `address`; false if a
+    /// page is not mapped.
+    fn pieces(
+        &self,
+        address: u64,
+        len: usize,
+        mut each: impl FnMut(u64, std::ops::Range<usize>) -> bool,
+    ) -> bool {
+        const PAGE: u64 = 4096;
+        let mut done = 0;
+        while done < len {
+            let linear = address.wrapping_add(done as u64);
+            let in_page = (PAGE - linear % PAGE) as usize;
+            let take = in_page.min(len - done);
+            let Ok(translation) = self.vcpu.translate_gva(linear) else {
+                return false;
+            };
+            if translation.valid == 0 || !each(translation.physical_address, done..done + take) {
+                return false;
+            }
+            done += take;
+        }
+        true
+    }
+
+    /// Writes guest memory at linear `address`.
+    fn write(&self, address: u64, bytes: &[u8]) -> bool {
+        self.pieces(address, bytes.len(), |physical, range| {
+            self.memory
+                .write_slice(&bytes[range], vm_memory::GuestAddress(physical))
+                .is_ok()
+        })
+    }
+}
+
+impl super::complete::GuestAccess for GuestView<'_> {
+    fn gate_dpl(&self, vector: u8) -> Option<u8> {
+        let offset = u64::from(vector) * self.gate_size;
+        if offset + 7 > u64::from(self.sregs.idt.limit) {
+            return None;
+        }
+        let mut descriptor = [0u8; 8];
+        self.read(self.sregs.idt.base + offset, &mut descriptor)
+            .then(|| ((u64::from_le_bytes(descriptor) >> 45) & 3) as u8)
+    }
+
+    fn register(&self, register: iced_x86::Register) -> u64 {
+        use iced_x86::Register as R;
+        let s = self.sregs;
+        match register {
+            R::ES => s.es.base,
+            R::CS => s.cs.base,
+            R::SS => s.ss.base,
+            R::DS => s.ds.base,
+            R::FS => s.fs.base,
+            R::GS => s.gs.base,
+            other => {
+                let mut regs = *self.regs;
+                gpr_mut(&mut regs, other).map_or(0, |value| *value)
+            }
+        }
+    }
+
+    fn read(&self, address: u64, bytes: &mut [u8]) -> bool {
+        let len = bytes.len();
+        let mut ok = true;
+        let mut pieces = Vec::new();
+        ok &= self.pieces(address, len, |physical, range| {
+            pieces.push((physical, range));
+            true
+        });
+        for (physical, range) in pieces {
+            ok &= self
+                .memory
+                .read_slice(&mut bytes[range], vm_memory::GuestAddress(physical))
+                .is_ok();
+        }
+        ok
+    }
+}
+
+/// The `kvm_regs` field of a 64-bit general-purpose register.
+fn gpr_mut(regs: &mut kvm_bindings::kvm_regs, register: iced_x86::Register) -> Option<&mut u64> {
+    use iced_x86::Register as R;
+    Some(match register {
+        R::RAX => &mut regs.rax,
+        R::RBX => &mut regs.rbx,
+        R::RCX => &mut regs.rcx,
+        R::RDX => &mut regs.rdx,
+        R::RSI => &mut regs.rsi,
+        R::RDI => &mut regs.rdi,
+        R::RSP => &mut regs.rsp,
+        R::RBP => &mut regs.rbp,
+        R::R8 => &mut regs.r8,
+        R::R9 => &mut regs.r9,
+        R::R10 => &mut regs.r10,
+        R::R11 => &mut regs.r11,
+        R::R12 => &mut regs.r12,
+        R::R13 => &mut regs.r13,
+        R::R14 => &mut regs.r14,
+        R::R15 => &mut regs.r15,
+        _ => return None,
+    })
 }
 
 /// `KVM_INTERNAL_ERROR_EMULATION`: KVM's instruction emulator gave up.

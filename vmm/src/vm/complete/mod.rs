@@ -4,7 +4,7 @@
 //! instruction through its instruction emulator, which gives up on some
 //! instructions the CPU would run: software interrupts outside real mode
 //! (`INT3`, `INT n`, `INTO`, `INT1`: KVM's `emulate_int` handles real mode
-//! only), `CLAC`/`STAC`, `FWAIT`. The run then ends with
+//! only), `CLAC`/`STAC`, `FWAIT`, `POPCNT`, `CMPXCHG16B`. The run then ends with
 //! `KVM_EXIT_INTERNAL_ERROR` (emulation failure) carrying the instruction
 //! bytes. This module decodes them (with `iced-x86`) and says what the
 //! architecture does, given the little CPU state each needs
@@ -14,8 +14,18 @@
 //! run with the bytes named.
 //!
 //! Pure code: unit-tested on instruction bytes, no KVM needed.
-use iced_x86::{Code, Decoder, DecoderOptions};
+use iced_x86::{Code, Decoder, DecoderOptions, Instruction, OpKind, Register};
 
+/// RFLAGS.CF.
+const RFLAGS_CF: u64 = 1 << 0;
+/// RFLAGS.PF.
+const RFLAGS_PF: u64 = 1 << 2;
+/// RFLAGS.AF.
+const RFLAGS_AF: u64 = 1 << 4;
+/// RFLAGS.ZF.
+const RFLAGS_ZF: u64 = 1 << 6;
+/// RFLAGS.SF.
+const RFLAGS_SF: u64 = 1 << 7;
 /// RFLAGS.OF.
 const RFLAGS_OF: u64 = 1 << 11;
 /// RFLAGS.AC: alignment check / SMAP override.
@@ -57,8 +67,21 @@ pub struct CpuView {
     pub x87_exception_pending: bool,
 }
 
+/// What the completion reads of the guest beyond [`CpuView`].
+pub trait GuestAccess {
+    /// The DPL of IDT gate `vector` (`None`: beyond the IDT's limit or
+    /// unreadable), for the privilege check of software interrupts.
+    fn gate_dpl(&self, vector: u8) -> Option<u8>;
+    /// The 64-bit value of a general-purpose register (`RAX`..`R15`), or
+    /// the base of a segment register (`ES`..`GS`).
+    fn register(&self, register: Register) -> u64;
+    /// Reads guest memory at linear address `address`; false if any byte
+    /// is not mapped to RAM.
+    fn read(&self, address: u64, bytes: &mut [u8]) -> bool;
+}
+
 /// What completes the instruction, architecturally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completion {
     /// RIP moves past the instruction (`len` bytes); RFLAGS becomes
     /// `rflags`.
@@ -84,6 +107,18 @@ pub enum Completion {
         /// Interrupt vector.
         vector: u8,
     },
+    /// RIP moves past the instruction; registers, RFLAGS and possibly
+    /// memory take new values.
+    Update {
+        /// Instruction length.
+        len: u64,
+        /// RFLAGS after it.
+        rflags: u64,
+        /// Full 64-bit registers to write, with their new values.
+        registers: Vec<(Register, u64)>,
+        /// Bytes to write at a linear address.
+        memory: Option<(u64, Vec<u8>)>,
+    },
     /// A fault: RIP stays on the instruction; exception `vector` with
     /// `error_code` if it has one.
     Fault {
@@ -100,14 +135,12 @@ pub enum Completion {
 #[error("the VMM does not complete {0}")]
 pub struct Unhandled(pub String);
 
-/// What the architecture does for the instruction at the start of `bytes`.
-/// `gate_dpl(n)` reads the DPL of IDT gate `n` (`None`: beyond the IDT's
-/// limit or unreadable), for the privilege check of `INT n`, `INT3` and
-/// `INTO`.
+/// What the architecture does for the instruction at the start of `bytes`,
+/// reading what else it needs through `guest`.
 pub fn complete(
     bytes: &[u8],
     cpu: &CpuView,
-    gate_dpl: impl Fn(u8) -> Option<u8>,
+    guest: &dyn GuestAccess,
 ) -> Result<Completion, Unhandled> {
     let mut decoder = Decoder::with_ip(cpu.bitness, bytes, cpu.rip, DecoderOptions::NONE);
     let instruction = decoder.decode();
@@ -122,7 +155,7 @@ pub fn complete(
     };
     // A software interrupt from a ring above the gate's DPL faults (#GP
     // with the gate's selector); an IDT too short for the vector too.
-    let software = |vector: u8, completion: Completion| match gate_dpl(vector) {
+    let software = |vector: u8, completion: Completion| match guest.gate_dpl(vector) {
         Some(dpl) if cpu.cpl <= dpl => completion,
         _ => gp(vector),
     };
@@ -177,8 +210,140 @@ pub fn complete(
             len,
             rflags: cpu.rflags,
         },
+        Code::Popcnt_r16_rm16 | Code::Popcnt_r32_rm32 | Code::Popcnt_r64_rm64 => {
+            popcnt(&instruction, cpu, guest)?
+        }
+        Code::Cmpxchg16b_m128 => cmpxchg16b(&instruction, cpu, guest)?,
         other => return Err(Unhandled(format!("{:?}", other.mnemonic()))),
     })
+}
+
+/// The value of `register` as the instruction sees it (its width).
+fn register_value(guest: &dyn GuestAccess, register: Register) -> u64 {
+    if register.is_segment_register() {
+        return guest.register(register);
+    }
+    let full = guest.register(register.full_register());
+    match register.size() {
+        1 if register.is_gpr8()
+            && matches!(
+                register,
+                Register::AH | Register::CH | Register::DH | Register::BH
+            ) =>
+        {
+            (full >> 8) & 0xff
+        }
+        1 => full & 0xff,
+        2 => full & 0xffff,
+        4 => full & 0xffff_ffff,
+        _ => full,
+    }
+}
+
+/// The linear address of memory operand `operand`.
+fn memory_address(instruction: &Instruction, operand: u32, guest: &dyn GuestAccess) -> Option<u64> {
+    instruction.virtual_address(operand, 0, |register, _, _| {
+        Some(register_value(guest, register))
+    })
+}
+
+/// `register` (of any width) set to `value` in its full 64-bit register:
+/// 32-bit writes zero-extend, 16-bit writes keep the upper bits.
+fn write_register(guest: &dyn GuestAccess, register: Register, value: u64) -> (Register, u64) {
+    let full = register.full_register();
+    let old = guest.register(full);
+    let new = match register.size() {
+        2 => (old & !0xffff) | (value & 0xffff),
+        4 => value & 0xffff_ffff,
+        _ => value,
+    };
+    (full, new)
+}
+
+/// POPCNT: the number of set bits of the source into the destination; ZF
+/// when the source is zero, CF, PF, AF, SF and OF cleared.
+fn popcnt(
+    instruction: &Instruction,
+    cpu: &CpuView,
+    guest: &dyn GuestAccess,
+) -> Result<Completion, Unhandled> {
+    let destination = instruction.op0_register();
+    let size = destination.size();
+    let source = match instruction.op1_kind() {
+        OpKind::Register => register_value(guest, instruction.op1_register()),
+        OpKind::Memory => {
+            let address = memory_address(instruction, 1, guest)
+                .ok_or_else(|| Unhandled("POPCNT with an unresolvable address".into()))?;
+            let mut bytes = [0u8; 8];
+            if !guest.read(address, &mut bytes[..size]) {
+                return Err(Unhandled(format!("POPCNT reading unmapped {address:#x}")));
+            }
+            u64::from_le_bytes(bytes)
+        }
+        _ => return Err(Unhandled("POPCNT with an odd operand".into())),
+    };
+    let mut rflags =
+        cpu.rflags & !(RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_OF);
+    if source == 0 {
+        rflags |= RFLAGS_ZF;
+    }
+    Ok(Completion::Update {
+        len: instruction.len() as u64,
+        rflags,
+        registers: vec![write_register(
+            guest,
+            destination,
+            u64::from(source.count_ones()),
+        )],
+        memory: None,
+    })
+}
+
+/// CMPXCHG16B m128: if RDX:RAX equals the 16 bytes at the (16-byte
+/// aligned) operand, store RCX:RBX there and set ZF; else load them into
+/// RDX:RAX and clear ZF. A misaligned operand is a #GP(0). (One vCPU: no
+/// other CPU can see the read and the write apart.)
+fn cmpxchg16b(
+    instruction: &Instruction,
+    cpu: &CpuView,
+    guest: &dyn GuestAccess,
+) -> Result<Completion, Unhandled> {
+    let address = memory_address(instruction, 0, guest)
+        .ok_or_else(|| Unhandled("CMPXCHG16B with an unresolvable address".into()))?;
+    if address % 16 != 0 {
+        return Ok(Completion::Fault {
+            vector: vector::GENERAL_PROTECTION,
+            error_code: Some(0),
+        });
+    }
+    let mut bytes = [0u8; 16];
+    if !guest.read(address, &mut bytes) {
+        return Err(Unhandled(format!(
+            "CMPXCHG16B reading unmapped {address:#x}"
+        )));
+    }
+    let low = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+    let high = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+    let len = instruction.len() as u64;
+    let (rax, rdx) = (guest.register(Register::RAX), guest.register(Register::RDX));
+    if (low, high) == (rax, rdx) {
+        let mut new = Vec::with_capacity(16);
+        new.extend_from_slice(&guest.register(Register::RBX).to_le_bytes());
+        new.extend_from_slice(&guest.register(Register::RCX).to_le_bytes());
+        Ok(Completion::Update {
+            len,
+            rflags: cpu.rflags | RFLAGS_ZF,
+            registers: Vec::new(),
+            memory: Some((address, new)),
+        })
+    } else {
+        Ok(Completion::Update {
+            len,
+            rflags: cpu.rflags & !RFLAGS_ZF,
+            registers: vec![(Register::RAX, low), (Register::RDX, high)],
+            memory: None,
+        })
+    }
 }
 
 #[cfg(test)]
