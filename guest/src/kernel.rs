@@ -30,7 +30,7 @@ fn start_clock() {
     let (hz, method) =
         time::frequency_from_this_cpu().unwrap_or_else(|| match pit::calibrate_tsc() {
             Some(cycles) => (
-                time::clock::hz_from_pit_window(cycles, u64::from(pit::CALIBRATION_CLOCKS)),
+                time::clock::hz_from_pit_window(cycles, pit::CALIBRATION_CLOCKS),
                 time::Method::Calibrated,
             ),
             None => (time::ASSUMED_HZ, time::Method::Assumed),

@@ -18,23 +18,23 @@ const ONE_SHOT_CONTROL_WORD: u8 = control_word(
     false,
 );
 
-/// Channel 2 in mode 0, for the calibration.
-const CALIBRATION_CONTROL_WORD: u8 = control_word(
-    Select::Channel2,
-    Access::LowHigh,
-    Mode::InterruptOnTerminalCount,
-    false,
-);
+/// Channel 2 as a square wave (mode 3), for the calibration: OUT2 rises
+/// once per period, for as long as the gate stays high.
+const CALIBRATION_CONTROL_WORD: u8 =
+    control_word(Select::Channel2, Access::LowHigh, Mode::SquareWave, false);
 
-/// PIT input clocks of the calibration window: the longest count, 54.9 ms.
-pub const CALIBRATION_CLOCKS: u16 = u16::MAX;
-
-/// Windows timed at most (see [`calibrate_tsc`]).
-const CALIBRATION_WINDOWS: usize = 5;
-
-/// TSC cycles after which a calibration that has not seen OUT2 rise gives
-/// up (a machine without channel 2): several seconds at any real TSC rate.
-const CALIBRATION_GIVE_UP_CYCLES: u64 = 1 << 34;
+/// Channel 2's period during the calibration: 65534 PIT clocks, 54.9 ms
+/// (even, so OUT2 is high and low for equal halves).
+const CALIBRATION_PERIOD: u16 = 65_534;
+/// Periods one measurement spans: 109.9 ms.
+const PERIODS_PER_SPAN: u64 = 2;
+/// PIT input clocks one measurement spans.
+pub const CALIBRATION_CLOCKS: u64 = CALIBRATION_PERIOD as u64 * PERIODS_PER_SPAN;
+/// Measurements taken at most (see [`calibrate_tsc`]).
+const MAX_SPANS: usize = 5;
+/// TSC cycles to wait for an edge of OUT2 (a half period is 27.5 ms) before
+/// giving up: over 2 s below a 2 GHz TSC.
+const EDGE_GIVE_UP_CYCLES: u64 = 1 << 32;
 
 /// Puts channel 0 in mode 0 without a count: stopped, OUT low, no IRQ0
 /// until [`start_one_shot`] writes a count. (QEMU's model keeps running a
@@ -66,79 +66,95 @@ pub fn start_one_shot(count: u16) {
 }
 
 /// The TSC cycles that [`CALIBRATION_CLOCKS`] PIT input clocks last, timed
-/// on channel 2; `None` if OUT2 never rose.
+/// on channel 2; `None` if there is no channel 2 at port 0x61 or OUT2 does
+/// not toggle.
 ///
-/// Each window's ends are located to within one port access (see
-/// [`time_window`]): about 10-20 µs where every port access exits to the
-/// VMM, under 1 µs under TCG. A single window can still be far off: under
-/// TCG the TSC is the host's, and a vCPU thread that moves to another host
-/// CPU mid-window reads another CPU's TSC, which in a nested VM need not
-/// agree (seen here: one boot in six 0.37 % off). So windows are timed until
-/// two agree to 1/20000 (their mean is taken), at most
-/// [`CALIBRATION_WINDOWS`] of them, else the median.
+/// Channel 2 runs as a square wave (gate: port 0x61 bit 0; the speaker, bit
+/// 1, stays off) and its OUT reads back as port 0x61 bit 5. A measurement
+/// is the time between two rising edges of OUT2 [`PERIODS_PER_SPAN`]
+/// periods apart. Each edge is located between the TSC read before the
+/// last poll that saw OUT2 low and the one after the first poll that saw it
+/// high, and the midpoint taken: both ends of a measurement are found the
+/// same way, so where in its bracket the PIT samples cancels out, and the
+/// error is at most half a poll at each end: about 10-20 µs where every
+/// port access exits or is emulated (a one-window calibration was seen
+/// 0.025 % off there), under 1 µs under TCG.
+///
+/// A single measurement can still be far off: under TCG the TSC is the
+/// host's, and a vCPU thread that moves to another host CPU mid-window
+/// reads another CPU's TSC, which in a nested VM need not agree (seen here:
+/// one boot in six 0.37 % off). So consecutive measurements are taken until
+/// two agree to 1/20000 (their mean is taken), at most [`MAX_SPANS`], else
+/// the median.
+///
+/// Call with interrupts disabled (boot does): an interrupt between two
+/// polls delays the edge's detection.
 pub fn calibrate_tsc() -> Option<u64> {
-    let mut windows = [0u64; CALIBRATION_WINDOWS];
-    for n in 0..CALIBRATION_WINDOWS {
-        let cycles = time_window()?;
-        for &earlier in &windows[..n] {
-            if earlier.abs_diff(cycles) <= cycles.max(earlier) / 20_000 {
-                return Some(earlier / 2 + cycles / 2);
-            }
-        }
-        windows[n] = cycles;
-    }
-    windows.sort_unstable();
-    Some(windows[CALIBRATION_WINDOWS / 2])
-}
-
-/// Times one window of [`CALIBRATION_CLOCKS`] PIT input clocks with the TSC:
-/// returns the cycles it lasted, or `None` if OUT2 never rose.
-///
-/// Channel 2's gate is port 0x61 bit 0 and its OUT reads back as bit 5; the
-/// speaker (bit 1) stays off. The gate goes high before the count is
-/// written, so counting starts at the count's high byte on every model (a
-/// real 8254, our VMM, QEMU, which ignores the gate in mode 0). The start
-/// lies between the TSC reads around that write, the end between the read
-/// before the last poll that saw OUT2 low and the read after the first that
-/// saw it high; the midpoints of both brackets are used.
-///
-/// Call with interrupts disabled (boot does): an interrupt inside a bracket
-/// only widens it, but one elsewhere could delay the poll that sees the end.
-fn time_window() -> Option<u64> {
     let mut port_b_io = Port::<u8>::new(PORT_B);
-    let mut command = Port::<u8>::new(PIT_COMMAND);
-    let mut channel2 = Port::<u8>::new(PIT_CHANNEL2);
-    let [low, high] = CALIBRATION_CLOCKS.to_le_bytes();
     // SAFETY: PIT and port B accesses touch no memory; channel 2 and the
     // speaker belong to nothing else in the kernel.
-    let (start_before, start_after) = unsafe {
+    let present = unsafe {
         let b = port_b_io.read();
         port_b_io.write((b & !port_b::SPEAKER_DATA) | port_b::GATE2);
-        command.write(CALIBRATION_CONTROL_WORD);
+        // A missing port B reads 0xFF: its speaker bit would not read back 0.
+        let present = port_b_io.read() & (port_b::GATE2 | port_b::SPEAKER_DATA) == port_b::GATE2;
+        let [low, high] = CALIBRATION_PERIOD.to_le_bytes();
+        Port::<u8>::new(PIT_COMMAND).write(CALIBRATION_CONTROL_WORD);
+        let mut channel2 = Port::<u8>::new(PIT_CHANNEL2);
         channel2.write(low);
-        let before = time::rdtsc();
         channel2.write(high);
-        (before, time::rdtsc())
+        present
     };
+    let result = if present {
+        measure(&mut port_b_io)
+    } else {
+        None
+    };
+    // SAFETY: gate 2 off again (channel 2 stops), speaker still off.
+    unsafe {
+        let b = port_b_io.read();
+        port_b_io.write(b & !(port_b::GATE2 | port_b::SPEAKER_DATA));
+    }
+    result
+}
+
+/// The measurements of [`calibrate_tsc`], channel 2 running.
+fn measure(port_b_io: &mut Port<u8>) -> Option<u64> {
+    let mut edge = rising_edge(port_b_io)?;
+    let mut spans = [0u64; MAX_SPANS];
+    for n in 0..MAX_SPANS {
+        let begin = edge;
+        for _ in 0..PERIODS_PER_SPAN {
+            edge = rising_edge(port_b_io)?;
+        }
+        let span = edge - begin;
+        for &earlier in &spans[..n] {
+            if earlier.abs_diff(span) <= span.max(earlier) / 20_000 {
+                return Some(earlier / 2 + span / 2);
+            }
+        }
+        spans[n] = span;
+    }
+    spans.sort_unstable();
+    Some(spans[MAX_SPANS / 2])
+}
+
+/// Waits for OUT2 to go from low to high; returns the midpoint of the TSC
+/// bracket around the rise, or `None` after [`EDGE_GIVE_UP_CYCLES`].
+fn rising_edge(port_b_io: &mut Port<u8>) -> Option<u64> {
+    let start = time::rdtsc();
     let mut last_low: Option<u64> = None;
     loop {
         let before = time::rdtsc();
         // SAFETY: reading port B.
         let b = unsafe { port_b_io.read() };
         let after = time::rdtsc();
-        if b & port_b::OUT2 != 0 {
-            // SAFETY: gate 2 off again, speaker still off.
-            unsafe { port_b_io.write(b & !(port_b::GATE2 | port_b::SPEAKER_DATA)) };
-            // OUT2 is low while a mode 0 count runs: high at the first look
-            // means no channel 2 behind port 0x61 (QEMU microvm has no PIT
-            // there, and a missing port reads 0xFF).
-            let last_low = last_low?;
-            let start = start_before / 2 + start_after / 2;
-            let end = last_low / 2 + after / 2;
-            return Some(end.saturating_sub(start));
+        if b & port_b::OUT2 == 0 {
+            last_low = Some(before);
+        } else if let Some(low) = last_low {
+            return Some(low / 2 + after / 2);
         }
-        last_low = Some(before);
-        if after - start_after > CALIBRATION_GIVE_UP_CYCLES {
+        if after - start > EDGE_GIVE_UP_CYCLES {
             return None;
         }
         core::hint::spin_loop();
