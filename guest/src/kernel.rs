@@ -1,6 +1,6 @@
 //! The boot sequence (`kernel_main`): serial console, PVH start info
 //! (validated and copied), GDT/TSS and IDT, guard pages, heap from the
-//! memory map, PIC and PIT, interrupts on, i8042 keyboard, then either an
+//! memory map, PIC, the clock (TSC), PIT one-shot mode, interrupts on, i8042 keyboard, then either an
 //! in-guest test (`test=NAME` on the command line, see `ktest`) or the shell
 //! (which first runs the command line's `run=` lines).
 
@@ -14,12 +14,34 @@ use crate::ktest;
 use crate::shell::console;
 use crate::task::executor::{self, Executor, Spawner};
 use crate::task::{keyboard, timer};
+use crate::time;
 
 static mut BOOT_INFO: BootInfo = BootInfo::empty();
 
 fn boot_failure(message: core::fmt::Arguments) -> ! {
     emergency_println!("boot failure: {message}");
     debug_exit::exit(exit::BOOT_FAILURE)
+}
+
+/// Starts the clock (the TSC) with its frequency from CPUID, else calibrated
+/// against PIT channel 2 (interrupts are still off, as the calibration
+/// wants), and reports where the frequency came from.
+fn start_clock() {
+    let origin = time::rdtsc();
+    let (hz, method) =
+        time::frequency_from_this_cpu().unwrap_or_else(|| match pit::calibrate_tsc() {
+            Some(cycles) => (
+                time::clock::hz_from_pit_window(cycles, pit::CALIBRATION_CLOCKS),
+                time::Method::Calibrated,
+            ),
+            None => (time::ASSUMED_HZ, time::Method::Assumed),
+        });
+    let source = time::init(origin, hz, method);
+    println!(
+        "clock: tsc {} kHz ({})",
+        source.clock.hz() / 1000,
+        source.method.describe()
+    );
 }
 
 /// Rust entry point, called from the 64-bit part of [`crate::arch::boot`] with the
@@ -94,6 +116,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     executor::init();
     keyboard::init_queue();
     pic::init();
+    start_clock();
     pit::init();
     pic::unmask(shared::irq::TIMER);
     x86_64::instructions::interrupts::enable();

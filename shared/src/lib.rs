@@ -95,11 +95,6 @@ pub mod irq {
 pub mod time {
     /// Input clock of the 8254 PIT, in Hz.
     pub const PIT_FREQUENCY_HZ: u64 = 1_193_182;
-    /// Rate of the guest's periodic timer interrupt, in Hz.
-    pub const TIMER_HZ: u64 = 1000;
-    /// PIT channel 0 reload value the guest programs for [`TIMER_HZ`]
-    /// (rounded to nearest: 1193 gives 1000.15 Hz).
-    pub const TIMER_RELOAD: u16 = ((PIT_FREQUENCY_HZ + TIMER_HZ / 2) / TIMER_HZ) as u16;
 }
 
 /// Values the guest writes to the debug-exit port.
@@ -159,11 +154,6 @@ pub mod status {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn timer_reload_matches_rate() {
-        assert_eq!(super::time::TIMER_RELOAD, 1193);
-    }
-
     #[test]
     fn qemu_exit_status_is_shifted_or_one() {
         assert_eq!(super::exit::qemu_exit_status(3), 7);

@@ -168,7 +168,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_word_matches_the_guest_timer_word() {
+    fn control_words_of_the_guest_one_shot_and_a_classic_tick() {
+        let one_shot = control_word(
+            Select::Channel0,
+            Access::LowHigh,
+            Mode::InterruptOnTerminalCount,
+            false,
+        );
+        assert_eq!(one_shot, 0x30);
         let word = control_word(
             Select::Channel0,
             Access::LowHigh,

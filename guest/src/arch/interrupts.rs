@@ -8,7 +8,7 @@
 //! resulting [`TrapFrame`], restores the registers and returns with `iretq`.
 //!
 //! Hardware IRQs (vectors 32..47) take a shorter path, as they are the hot
-//! one (the timer ticks 1000 times a second, and under an emulating KVM every
+//! one (keystrokes and timer one-shots, and under an emulating KVM every
 //! guest instruction costs a microsecond or more): the stub puts the IRQ line
 //! in EAX and jumps to [`irq_common`], which saves only the 9 caller-saved
 //! registers and calls [`irq_dispatch`]; that function, like any `extern "C"`

@@ -54,12 +54,12 @@ impl Controller {
     }
 
     fn wait(&mut self, timeout_ms: u64, mut ready: impl FnMut(u8) -> bool) -> Result<(), Timeout> {
-        let deadline = time::ticks() + time::ms_to_ticks(timeout_ms) + 1;
+        let deadline = time::now().saturating_add(time::ms_to_cycles(timeout_ms));
         for _ in 0..MAX_POLLS {
             if ready(self.status()) {
                 return Ok(());
             }
-            if time::ticks() >= deadline {
+            if time::now() >= deadline {
                 break;
             }
             core::hint::spin_loop();

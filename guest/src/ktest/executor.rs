@@ -137,13 +137,14 @@ pub(super) async fn executor_test() {
     // Idle: with every task waiting, the executor halts; the timer
     // interrupt ends the halt and wakes us.
     let halts = stats::HALTS.get();
-    let start = time::ticks();
+    let start = time::now();
     timer::sleep(20).await;
-    let slept = time::ticks() - start;
+    let slept = time::now() - start;
     check!(
-        stats::HALTS.get() > halts && slept >= time::ms_to_ticks(20),
-        "idle executor halted ({} halts) and resumed on interrupts after {slept} ticks",
-        stats::HALTS.get() - halts
+        stats::HALTS.get() > halts && slept >= time::ms_to_cycles(20),
+        "idle executor halted ({} halts) and resumed on interrupts after {} us",
+        stats::HALTS.get() - halts,
+        time::cycles_to_us(slept)
     );
 
     // Slots: spawn until full, then finish them all, then spawn again.

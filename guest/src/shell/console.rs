@@ -147,10 +147,18 @@ async fn run(line: &str, spawner: Spawner) {
 }
 
 fn print_stats() {
+    match time::clocksource() {
+        Some(source) => println!(
+            "clocksource: tsc {} kHz ({})",
+            source.clock.hz() / 1000,
+            source.method.describe()
+        ),
+        None => println!("clocksource: none"),
+    }
     println!("keyboard_irqs: {}", stats::KEYBOARD_IRQS.get());
     println!("scancodes: {}", stats::SCANCODES.get());
     println!("scancodes_dropped: {}", stats::SCANCODES_DROPPED.get());
-    println!("timer_ticks: {}", time::ticks());
+    println!("timer_ticks: {}", stats::TIMER_IRQS.get());
     println!("spurious_irqs: {}", stats::SPURIOUS_IRQS.get());
     println!("unexpected_irqs: {}", stats::UNEXPECTED_IRQS.get());
     println!("wakes: {}", stats::WAKES.get());

@@ -206,8 +206,9 @@ impl Executor {
     /// Halts until a task is ready. Each round disables interrupts, looks at
     /// the queue and executes `sti; hlt` as one step, so a wake between the
     /// look and the halt still ends the halt. An interrupt that readied
-    /// nothing (most timer ticks) goes straight back to the halt: nothing
-    /// else the run loop looks at can change without a task being polled.
+    /// nothing (a one-shot that only re-armed the PIT) goes straight back to
+    /// the halt: nothing else the run loop looks at can change without a
+    /// task being polled.
     fn sleep_until_ready(&self) {
         let queue = ready_queue();
         loop {
