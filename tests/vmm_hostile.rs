@@ -129,3 +129,32 @@ fn unbacked_memory_everywhere_reads_ones_and_ignores_writes() {
     let unbacked = (4096 - 128) * 2;
     assert_eq!(stat(&stderr, "mmio"), Some(unbacked), "{stderr}");
 }
+
+/// A guest spinning with interrupts off (`cli; jmp $`) never exits to the
+/// VMM by itself; QMP `quit` must still stop it promptly (the vCPU is kicked
+/// out of `KVM_RUN`), with status 0 as QEMU.
+#[test]
+fn qmp_quit_stops_a_guest_spinning_with_interrupts_off() {
+    require_kvm();
+    let elf = kernel("hostile-spin.elf", &[0xfa, 0xeb, 0xfe]); // cli; jmp $
+    let socket = scratch_path("hostile-spin.sock");
+    let mut command = Command::new(vmm_binary());
+    command
+        .arg("--kernel")
+        .arg(&elf)
+        .arg("--qmp")
+        .arg(format!("unix:{}", socket.display()))
+        .args(["--timeout", "60"]);
+    let mut vm = Machine::spawn(command);
+    // The guest spins from its first instruction: by the time the QMP
+    // greeting is read, the vCPU thread has long been inside `KVM_RUN`.
+    let mut qmp = common::qmp::Qmp::connect(&socket, Duration::from_secs(20));
+    let asked = Instant::now();
+    let _ = qmp.execute("quit", None);
+    let status = vm.wait(Duration::from_secs(30));
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", vm.stderr.text());
+    // Bounded generously for a loaded host; a VMM that could not kick the
+    // vCPU would run into the 60 s --timeout (124) instead.
+    assert!(took < Duration::from_secs(10), "quit took {took:?}");
+}
