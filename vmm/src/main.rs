@@ -9,7 +9,7 @@ use clap::Parser;
 use shared::status;
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
-use vmm::vm::{MachineEvent, ResetCause};
+use vmm::vm::{HostStop, MachineEvent, ResetCause};
 use vmm::{ExitReason, Vm, VmConfig};
 
 /// The guest kernel built from `guest/` and embedded at build time.
@@ -155,7 +155,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                         "vmm: timeout after {:.3} s, stopping the guest",
                         timeout.as_secs_f64()
                     );
-                    handle.shutdown(status::TIMEOUT);
+                    handle.shutdown_by(status::TIMEOUT, HostStop::Timeout);
                 }
             })
             .map_err(|error| Error::Spawn("timeout", error))?;
@@ -197,10 +197,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
             );
         }
     }
-    input.vm_stopped(&report.exit.reason);
+    let pending = input.vm_stopped(&report.exit);
     match &report.exit.reason {
-        ExitReason::GuestExit(_) | ExitReason::Host => {}
+        ExitReason::GuestExit(_) | ExitReason::Host(_) => {}
         reason => eprintln!("vmm: {reason}"),
+    }
+    if let Some(pending) = &pending {
+        eprintln!("vmm: {pending}");
     }
     if cli.stats {
         eprintln!("{}", report.summary());
@@ -212,5 +215,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             );
         }
     }
-    Ok(report.exit.status)
+    Ok(match pending {
+        Some(_) => status::EXPECT_FAILED,
+        None => report.exit.status,
+    })
 }

@@ -440,24 +440,66 @@ pub enum RunError {
         /// Tail of the serial output.
         tail: String,
     },
-    /// The machine stopped under the script (guest exit, crash, quit...).
-    #[error("{script}:{line}: {message}")]
-    Target {
+    /// The machine stopped (guest exit, crash, reset, timeout, quit...)
+    /// before this line was done.
+    #[error("{script}:{line}: {what}: the machine stopped first")]
+    Stopped {
         /// Script source name.
         script: String,
         /// Script line.
         line: usize,
-        /// What failed.
-        message: String,
+        /// The line, as [`describe`] gives it (`expect "done"`).
+        what: String,
     },
 }
+
+/// A command as messages name it: `expect "done"`, `type "ls\n"`,
+/// `key ctrl-c`, `press shift`, `wait 2s`.
+pub fn describe(command: &Command) -> String {
+    let names = |keys: &[Key]| keys.iter().map(|k| k.name()).collect::<Vec<_>>().join("-");
+    match command {
+        Command::Type(text) => format!("type {text:?}"),
+        Command::Expect { text, .. } => format!("expect {text:?}"),
+        Command::Key(combos) => {
+            let combos: Vec<String> = combos.iter().map(|c| names(c)).collect();
+            format!("key {}", combos.join(" "))
+        }
+        Command::Press(keys) => {
+            let keys: Vec<&str> = keys.iter().map(|k| k.name()).collect();
+            format!("press {}", keys.join(" "))
+        }
+        Command::Release(keys) => {
+            let keys: Vec<&str> = keys.iter().map(|k| k.name()).collect();
+            format!("release {}", keys.join(" "))
+        }
+        Command::Wait(duration) => format!("wait {duration:?}"),
+    }
+}
+
+/// How often an interrupted `wait` checks whether the machine stopped.
+const WAIT_POLL: Duration = Duration::from_millis(20);
 
 /// Runs `script` against `machine`, line by line, on the calling thread:
 /// after each character or combination it waits until the guest has read
 /// every keyboard byte; `expect` looks at the serial output after the
 /// previous match (the first one from the start of the output).
+///
+/// When the machine stops, the line in progress (or the next one) fails
+/// with [`RunError::Stopped`]; `wait` lines end early then. A key-sending
+/// line whose keys were all queued before the stop counts as done (the
+/// guest may stop in answer to its last key, as `type exit\n` does), so a
+/// script whose last line is such a line finishes.
 pub fn run(script: &Script, machine: &dyn MachineControl) -> Result<(), RunError> {
-    run_with_sleep(script, machine, &mut std::thread::sleep)
+    run_with_sleep(script, machine, &mut |duration| {
+        let deadline = std::time::Instant::now() + duration;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || machine.is_stopped() {
+                return;
+            }
+            std::thread::sleep(left.min(WAIT_POLL));
+        }
+    })
 }
 
 /// [`run`] with `wait` lines passed to `sleep` (tests record them).
@@ -469,13 +511,21 @@ fn run_with_sleep(
     // Serial offset just past the previous `expect` match.
     let mut mark = 0;
     for line in &script.lines {
-        let stopped = || RunError::Target {
+        let stopped = || RunError::Stopped {
             script: script.source.clone(),
             line: line.number,
-            message: "the machine stopped".to_string(),
+            what: describe(&line.command),
         };
+        if machine.is_stopped() {
+            return Err(stopped());
+        }
         match &line.command {
-            Command::Wait(duration) => sleep(*duration),
+            Command::Wait(duration) => {
+                sleep(*duration);
+                if machine.is_stopped() {
+                    return Err(stopped());
+                }
+            }
             Command::Expect { text, timeout } => {
                 match machine.serial_wait_for(mark, text.as_bytes(), *timeout) {
                     Ok(end) => mark = end,
@@ -492,12 +542,16 @@ fn run_with_sleep(
                 }
             }
             command => {
-                for stroke in strokes(command) {
+                let strokes = strokes(command);
+                let last = strokes.len().saturating_sub(1);
+                for (index, stroke) in strokes.into_iter().enumerate() {
                     match stroke {
                         Stroke::Down(key) => machine.key_event(key, true),
                         Stroke::Up(key) => machine.key_event(key, false),
+                        // After the last settle every key of the line is
+                        // queued: the line is done even if the guest stopped.
                         Stroke::Settle => {
-                            if !settle(machine) {
+                            if !settle(machine) && index != last {
                                 return Err(stopped());
                             }
                         }

@@ -321,5 +321,109 @@ fn a_stopped_machine_ends_the_script() {
     };
     let script = Script::parse("s", "type a\nexpect nope").unwrap();
     let error = run_recorded(&script, &machine).unwrap_err();
-    assert_eq!(error.to_string(), "s:2: the machine stopped");
+    assert_eq!(
+        error.to_string(),
+        "s:1: type \"a\": the machine stopped first"
+    );
+    assert!(machine.log.lock().unwrap().is_empty());
+}
+
+#[test]
+fn stopped_names_each_kind_of_line() {
+    let script = Script::parse(
+        "s",
+        "expect \"done\"\ntype ls\\n\nkey ctrl-c shift-a\npress shift\nrelease shift\nwait 1.5s",
+    )
+    .unwrap();
+    let named: Vec<String> = script.lines.iter().map(|l| describe(&l.command)).collect();
+    assert_eq!(
+        named,
+        [
+            "expect \"done\"",
+            "type \"ls\\n\"",
+            "key ctrl-c shift-a",
+            "press shift",
+            "release shift",
+            "wait 1.5s"
+        ]
+    );
+}
+
+/// A machine that stops once the guest has read `after` settles.
+struct StopsAfter {
+    inner: Recorder,
+    settles: std::sync::atomic::AtomicUsize,
+    after: usize,
+}
+
+impl MachineControl for StopsAfter {
+    fn key_event(&self, key: Key, down: bool) {
+        self.inner.key_event(key, down)
+    }
+    fn wait_input_drained(&self, _: Duration) -> bool {
+        let n = self
+            .settles
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        n < self.after
+    }
+    fn serial_mark(&self) -> usize {
+        0
+    }
+    fn serial_wait_for(&self, f: usize, n: &[u8], t: Duration) -> Result<usize, Vec<u8>> {
+        self.inner.serial_wait_for(f, n, t)
+    }
+    fn pause(&self) {}
+    fn resume(&self) {}
+    fn is_paused(&self) -> bool {
+        false
+    }
+    fn can_reset(&self) -> bool {
+        false
+    }
+    fn reset(&self) {}
+    fn shutdown(&self, _: i32) {}
+    fn is_stopped(&self) -> bool {
+        self.settles.load(std::sync::atomic::Ordering::SeqCst) >= self.after
+    }
+    fn subscribe(&self) -> Receiver<MachineEvent> {
+        std::sync::mpsc::channel().1
+    }
+}
+
+#[test]
+fn a_line_whose_keys_were_all_queued_is_done_when_the_machine_stops() {
+    // The guest stops as it reads the last key (`type exit\n`): finished.
+    let script = Script::parse("s", "type ab").unwrap();
+    let machine = StopsAfter {
+        inner: Recorder::default(),
+        settles: 0.into(),
+        after: 2,
+    };
+    assert_eq!(run(&script, &machine), Ok(()));
+    // Stopping on the first of two characters leaves the line pending, and
+    // a line after the stop is pending too.
+    let machine = StopsAfter {
+        inner: Recorder::default(),
+        settles: 0.into(),
+        after: 1,
+    };
+    let error = run(&script, &machine).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "s:1: type \"ab\": the machine stopped first"
+    );
+    let script = Script::parse("s", "type ab\n\nwait 1s").unwrap();
+    let machine = StopsAfter {
+        inner: Recorder::default(),
+        settles: 0.into(),
+        after: 2,
+    };
+    let start = std::time::Instant::now();
+    let error = run(&script, &machine).unwrap_err();
+    assert!(
+        matches!(error, RunError::Stopped { line: 3, .. }),
+        "{error}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(500));
 }
