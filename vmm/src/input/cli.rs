@@ -24,8 +24,8 @@ pub struct InputArgs {
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
 
-    /// Type TEXT into the guest (escapes \n \t \b \\), like a script line
-    /// `type TEXT`. May be repeated; runs after the --keys script.
+    /// Type TEXT into the guest as written (escapes \n \t \b \\; never
+    /// trimmed). May be repeated; runs after the --keys script.
     #[arg(long = "type", value_name = "TEXT")]
     pub type_text: Vec<String>,
 

@@ -18,7 +18,7 @@ fn error(text: &str) -> (usize, ParseErrorKind) {
 fn full_grammar() {
     let script = Script::parse(
         "t.keys",
-        "# comment\n\n  # indented comment\ntype echo Hi!\\n\nkey ctrl-c ret\npress shift\nrelease shift\nwait 250ms\nexpect > \nexpect \"done \" 2s\nexpect uptime: 10s\r\n",
+        "# comment\n\n  # indented comment\ntype echo Hi!\\n\nkey ctrl-c ret\npress shift\nrelease shift\nwait 250ms\nexpect \"> \"\nexpect \"done \" 2s\nexpect uptime: 10s\r\n",
     )
     .unwrap();
     let numbers: Vec<usize> = script.lines.iter().map(|l| l.number).collect();
@@ -49,11 +49,75 @@ fn full_grammar() {
 }
 
 #[test]
-fn type_keeps_spaces_and_escapes() {
+fn unquoted_text_is_trimmed_and_quoted_text_kept() {
+    // Unquoted: spaces and tabs at both ends go, inner ones stay.
+    assert_eq!(parse("type  a b  ").unwrap(), [Command::Type("a b".into())]);
     assert_eq!(
-        parse("type  a b  ").unwrap(),
-        [Command::Type(" a b  ".into())]
+        parse("type\t a\tb \t").unwrap(),
+        [Command::Type("a\tb".into())]
     );
+    // Escapes at the ends are text, not blanks.
+    assert_eq!(
+        parse("type \\tx\\n ").unwrap(),
+        [Command::Type("\tx\n".into())]
+    );
+    // Quoted: kept as written, with \" for a quote.
+    assert_eq!(
+        parse("type \"  a b \"  ").unwrap(),
+        [Command::Type("  a b ".into())]
+    );
+    assert_eq!(
+        parse("type \"say \\\"hi\\\"\\n\"").unwrap(),
+        [Command::Type("say \"hi\"\n".into())]
+    );
+    // A quote inside unquoted text is an ordinary character.
+    assert_eq!(
+        parse("type echo \"x\"").unwrap(),
+        [Command::Type("echo \"x\"".into())]
+    );
+    assert_eq!(
+        parse("expect   > \t ").unwrap(),
+        [Command::Expect {
+            text: ">".into(),
+            timeout: DEFAULT_EXPECT_TIMEOUT
+        }]
+    );
+    assert_eq!(
+        parse("expect  done \t 2s").unwrap(),
+        [Command::Expect {
+            text: "done".into(),
+            timeout: Duration::from_secs(2)
+        }]
+    );
+    assert_eq!(
+        parse("expect \" > \"\t1s ").unwrap(),
+        [Command::Expect {
+            text: " > ".into(),
+            timeout: Duration::from_secs(1)
+        }]
+    );
+    for line in ["type   ", "type \t", "type \"\""] {
+        assert_eq!(
+            parse(line).unwrap_err().kind,
+            ParseErrorKind::MissingArgument("text after 'type'"),
+            "{line:?}"
+        );
+    }
+    assert_eq!(
+        parse("type \"a\" b").unwrap_err().kind,
+        ParseErrorKind::ExtraArgument("type")
+    );
+    assert_eq!(
+        parse("type \"a").unwrap_err().kind,
+        ParseErrorKind::UnterminatedQuote
+    );
+    // --type is typed as written.
+    let s = Script::type_text("--type", " a ").unwrap();
+    assert_eq!(s.lines[0].command, Command::Type(" a ".into()));
+}
+
+#[test]
+fn type_escapes() {
     assert_eq!(
         parse("type a\\tb\\bc\\\\d\\n").unwrap(),
         [Command::Type("a\tb\x08c\\d\n".into())]
@@ -272,7 +336,7 @@ fn run_recorded(script: &Script, machine: &Recorder) -> Result<(), RunError> {
 fn runner_executes_in_order_and_reports_expect_line() {
     let script = Script::parse(
         "r.keys",
-        "type a\nwait 1s\nexpect > \nkey ret\nexpect nope 1s\ntype b",
+        "type a\nwait 1s\nexpect \"> \"\nkey ret\nexpect nope 1s\ntype b",
     )
     .unwrap();
     let target = Recorder {
@@ -305,7 +369,7 @@ fn expect_consumes_output_in_order() {
         output: b"> a\n> b\n".to_vec(),
         ..Default::default()
     };
-    let script = Script::parse("s", "expect > a\nexpect > \nexpect b\nexpect > a").unwrap();
+    let script = Script::parse("s", "expect > a\nexpect \"> \"\nexpect b\nexpect > a").unwrap();
     let error = run_recorded(&script, &machine).unwrap_err();
     assert!(
         matches!(error, RunError::ExpectTimeout { line: 4, .. }),
