@@ -403,6 +403,58 @@ fn memory_size_is_validated() {
     }
 }
 
+/// The documented minimum, 3 MiB, is one the embedded guest boots in; 2 is
+/// refused before the boot.
+#[test]
+fn embedded_guest_boots_in_the_minimum_memory() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--no-interactive", "--timeout", "20", "--memory", "3"]);
+    command.args(["--cmdline", "run=exit 7"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(status, Some(7), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stderr.contains("BOOT_FAILURE"), "{stderr}");
+    let message = setup_error(&["--memory", "2"], None);
+    assert!(message.contains("3..=3072"), "{message}");
+}
+
+/// Status 20 is the embedded guest's `BOOT_FAILURE` only: another kernel's
+/// 20 gets no added line.
+#[test]
+fn boot_failure_hint_is_for_the_embedded_guest_only() {
+    require_kvm();
+    let elf = write_temp(
+        "exit20.elf",
+        &tiny_elf(&exit_code(exit::BOOT_FAILURE), true),
+    );
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "10"]);
+    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(status, Some(20), "{stderr}");
+    assert!(!stderr.contains("BOOT_FAILURE"), "{stderr}");
+}
+
+/// `--help` lists every exit status.
+#[test]
+fn help_lists_the_exit_statuses() {
+    let output = vmm().arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "Exit statuses:",
+        "\n  1 ",
+        "\n  2 ",
+        "\n  124 ",
+        "\n  125 ",
+        "\n  126 ",
+        "20 boot failure",
+    ] {
+        assert!(help.contains(line), "{line:?} not in:\n{help}");
+    }
+    let output = vmm().arg("--no-such-flag").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
 #[test]
 fn shell_exit_command_sets_the_status() {
     require_kvm();

@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use shared::status;
+use shared::{exit, status};
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
 use vmm::vm::{HostStop, MachineEvent, ResetCause};
@@ -15,10 +15,25 @@ use vmm::{ExitReason, Vm, VmConfig};
 /// The guest kernel built from `guest/` and embedded at build time.
 static GUEST_ELF: &[u8] = include_bytes!(env!("GUEST_ELF_PATH"));
 
+/// `--help`'s closing text: every exit status.
+const AFTER_HELP: &str = "\
+Exit statuses:
+  V    the guest wrote V to the debug-exit port 0xF4 (low 8 bits); the embedded
+       guest: 0 exit, 16 tests passed, 17 a test failed, 18 panic,
+       19 CPU exception, 20 boot failure (e.g. too little --memory)
+  0    also: --no-reboot and the guest asked for a reset; Ctrl+A X; QMP quit
+  1    setup error: no KVM, unreadable or bad kernel, bad script, bad --memory,
+       --timeout or --qmp value
+  2    command-line usage error (unknown flag, missing or malformed value)
+  124  --timeout fired
+  125  the guest crashed (triple fault, KVM internal error, failed entry)
+  126  a keystroke script failed: an expect timed out, or a script line was
+       still pending when the machine stopped";
+
 /// Boots a PVH kernel (by default the embedded asyncos guest) on KVM with
 /// userspace-emulated PC devices; the guest's COM1 is on stdout.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Cli {
     /// Boot this PVH ELF kernel instead of the embedded guest.
     #[arg(long, value_name = "PATH")]
@@ -28,7 +43,7 @@ struct Cli {
     #[arg(long, value_name = "STR", default_value = "")]
     cmdline: String,
 
-    /// Guest RAM in MiB.
+    /// Guest RAM in MiB, 3 to 3072 (the embedded guest needs 3).
     #[arg(long, value_name = "MiB", default_value_t = memory::DEFAULT_MIB)]
     memory: u32,
 
@@ -215,8 +230,48 @@ fn run(cli: Cli) -> Result<i32, Error> {
             );
         }
     }
+    if let Some(hint) = boot_failure_hint(cli.kernel.is_none(), &report.exit.reason) {
+        eprintln!("vmm: {hint}");
+    }
     Ok(match pending {
         Some(_) => status::EXPECT_FAILED,
         None => report.exit.status,
     })
+}
+
+/// The line the VMM adds when the embedded guest stops with
+/// [`shared::exit::BOOT_FAILURE`] (its own message on COM1 says why); other
+/// kernels' exit values mean what they mean to them.
+fn boot_failure_hint(embedded: bool, reason: &ExitReason) -> Option<String> {
+    match reason {
+        ExitReason::GuestExit(value)
+            if embedded && (*value & 0xff) == u32::from(exit::BOOT_FAILURE) =>
+        {
+            Some(format!(
+                "the guest could not boot (status {}, BOOT_FAILURE): see its message above; \
+                 the embedded guest needs --memory {} or more",
+                exit::BOOT_FAILURE,
+                memory::MIN_MIB
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_failure_hint_only_for_the_embedded_guest() {
+        let failed = ExitReason::GuestExit(exit::BOOT_FAILURE.into());
+        let hint = boot_failure_hint(true, &failed).unwrap();
+        assert_eq!(
+            hint,
+            "the guest could not boot (status 20, BOOT_FAILURE): see its message above; \
+             the embedded guest needs --memory 3 or more"
+        );
+        assert_eq!(boot_failure_hint(false, &failed), None);
+        assert_eq!(boot_failure_hint(true, &ExitReason::GuestExit(0)), None);
+    }
 }
