@@ -403,6 +403,23 @@ fn memory_size_is_validated() {
     }
 }
 
+/// Negative numbers reach the flags' own one-line errors (status 1), not
+/// the argument parser's; the `--memory` error names the documented range.
+#[test]
+fn negative_numbers_reach_the_flags_own_errors() {
+    let message = setup_error(&["--memory", "-5"], None);
+    assert_eq!(
+        message,
+        "vmm: --memory: -5 is out of range, not in 3..=3072 MiB"
+    );
+    let output = vmm().args(["--timeout", "-1"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(status::SETUP_ERROR));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "vmm: --timeout -1: expected a positive number of seconds\n"
+    );
+}
+
 /// The documented minimum, 3 MiB, is one the embedded guest boots in; 2 is
 /// refused before the boot.
 #[test]

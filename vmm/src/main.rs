@@ -44,11 +44,12 @@ struct Cli {
     cmdline: String,
 
     /// Guest RAM in MiB, 3 to 3072 (the embedded guest needs 3).
-    #[arg(long, value_name = "MiB", default_value_t = memory::DEFAULT_MIB)]
-    memory: u32,
+    #[arg(long, value_name = "MiB", default_value_t = memory::DEFAULT_MIB.into(),
+          allow_negative_numbers = true)]
+    memory: i64,
 
     /// Stop the VM after SECS seconds (exit status 124, as coreutils timeout).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     timeout: Option<f64>,
 
     /// On exit, print exit counts, injected interrupts, resets and run time
@@ -84,6 +85,10 @@ enum Error {
     /// `--timeout` is not a positive number of seconds.
     #[error("--timeout {0}: expected a positive number of seconds")]
     Timeout(f64),
+    /// `--memory` is out of range (negative numbers too reach this message,
+    /// not the argument parser's).
+    #[error("--memory: {0} is out of range, not in {min}..={max} MiB", min = memory::MIN_MIB, max = memory::MAX_MIB)]
+    Memory(i64),
     /// The input sources could not be set up or started.
     #[error(transparent)]
     Input(#[from] vmm::input::InputError),
@@ -134,6 +139,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         ),
         None => None,
     };
+    let memory_mib = u32::try_from(cli.memory)
+        .ok()
+        .filter(|mib| (memory::MIN_MIB..=memory::MAX_MIB).contains(mib))
+        .ok_or(Error::Memory(cli.memory))?;
     // Scripts are parsed and the QMP socket opened before the guest starts.
     let input = cli.input.prepare()?;
     let kernel = match &cli.kernel {
@@ -149,7 +158,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
     let config = VmConfig {
         kernel,
         cmdline: cli.cmdline.clone(),
-        memory_mib: cli.memory,
+        memory_mib,
         serial_to_stdout: true,
         no_reboot: cli.no_reboot,
     };
