@@ -451,7 +451,7 @@ fn boot_failure_hint_is_for_the_embedded_guest_only() {
     assert!(!stderr.contains("BOOT_FAILURE"), "{stderr}");
 }
 
-/// `--help` lists every exit status.
+/// `--help` lists every exit status and the terminal's Ctrl+A keys.
 #[test]
 fn help_lists_the_exit_statuses() {
     let output = vmm().arg("--help").output().unwrap();
@@ -467,6 +467,9 @@ fn help_lists_the_exit_statuses() {
         "20 boot failure",
     ] {
         assert!(help.contains(line), "{line:?} not in:\n{help}");
+    }
+    for key in ["Ctrl+A X", "Ctrl+A H", "Ctrl+A Ctrl+A"] {
+        assert!(help.contains(key), "{key:?} not in:\n{help}");
     }
     let output = vmm().arg("--no-such-flag").output().unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -15,8 +15,13 @@ use vmm::{ExitReason, Vm, VmConfig};
 /// The guest kernel built from `guest/` and embedded at build time.
 static GUEST_ELF: &[u8] = include_bytes!(env!("GUEST_ELF_PATH"));
 
-/// `--help`'s closing text: every exit status.
+/// `--help`'s closing text: the terminal's Ctrl+A keys and every exit status.
 const AFTER_HELP: &str = "\
+Keys in interactive mode (--interactive, the default when stdin is a terminal):
+  Ctrl+A X       quit the VMM (status 0)
+  Ctrl+A H       print these keys
+  Ctrl+A Ctrl+A  send Ctrl+A to the guest
+
 Exit statuses:
   V    the guest wrote V to the debug-exit port 0xF4 (low 8 bits); the embedded
        guest: 0 exit, 16 tests passed, 17 a test failed, 18 panic,
