@@ -451,6 +451,19 @@ fn boot_failure_hint_is_for_the_embedded_guest_only() {
     assert!(!stderr.contains("BOOT_FAILURE"), "{stderr}");
 }
 
+/// `--export-guest -` writes the same ELF to stdout as to a file.
+#[test]
+fn export_guest_to_stdout() {
+    let path = scratch_path("exported-guest.elf");
+    let status = vmm().arg("--export-guest").arg(&path).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let output = vmm().args(["--export-guest", "-"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty());
+    assert!(output.stdout.starts_with(b"\x7fELF"));
+    assert_eq!(output.stdout, std::fs::read(&path).unwrap());
+}
+
 /// `--help` lists every exit status and the terminal's Ctrl+A keys.
 #[test]
 fn help_lists_the_exit_statuses() {

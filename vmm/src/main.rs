@@ -1,5 +1,6 @@
 //! `vmm`: boots the embedded asyncos guest (or any PVH kernel) on KVM.
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
@@ -71,7 +72,7 @@ struct Cli {
     #[arg(long)]
     trace: bool,
 
-    /// Write the embedded guest kernel ELF to PATH and exit.
+    /// Write the embedded guest kernel ELF to PATH (`-`: stdout) and exit.
     #[arg(long, value_name = "PATH")]
     export_guest: Option<PathBuf>,
 
@@ -84,7 +85,7 @@ struct Cli {
 /// exit status [`status::SETUP_ERROR`].
 #[derive(Debug, thiserror::Error)]
 enum Error {
-    /// `--export-guest` could not write the file.
+    /// `--export-guest` could not write the file (or stdout, for `-`).
     #[error("cannot write {path}: {1}", path = .0.display())]
     ExportGuest(PathBuf, #[source] std::io::Error),
     /// `--timeout` is not a positive number of seconds.
@@ -132,7 +133,13 @@ fn main() -> ExitCode {
 /// Runs the command: the exit status, or a setup error.
 fn run(cli: Cli) -> Result<i32, Error> {
     if let Some(path) = &cli.export_guest {
-        std::fs::write(path, GUEST_ELF).map_err(|error| Error::ExportGuest(path.clone(), error))?;
+        let written = if path.as_os_str() == "-" {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(GUEST_ELF).and_then(|()| stdout.flush())
+        } else {
+            std::fs::write(path, GUEST_ELF)
+        };
+        written.map_err(|error| Error::ExportGuest(path.clone(), error))?;
         return Ok(0);
     }
     let timeout = match cli.timeout {
