@@ -195,6 +195,16 @@ fn every_error_has_its_line() {
         let text = format!("# first\ntype ok\n{line}\ntype after\n");
         assert_eq!(error(&text), (3, kind), "{line:?}");
     }
+    let e = Script::parse("s.keys", "key ctrl+c").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.keys:1: unknown key name 'ctrl+c' (did you mean 'ctrl-c'?)"
+    );
+    let e = Script::parse("s.keys", "press RET").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.keys:1: unknown key name 'RET' (did you mean 'ret'?)"
+    );
     let e = Script::parse("dir/s.keys", "\n\nkey foo").unwrap_err();
     assert_eq!(e.to_string(), "dir/s.keys:3: unknown key name 'foo'");
     let e = Script::parse_bytes("b.keys", b"type a\ntype \xff\n").unwrap_err();
