@@ -464,6 +464,38 @@ fn export_guest_to_stdout() {
     assert_eq!(output.stdout, std::fs::read(&path).unwrap());
 }
 
+/// The README's synopsis (under "The VMM") names every flag `--help` lists.
+#[test]
+fn readme_synopsis_lists_every_flag() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## The VMM").expect("README section")..];
+    let synopsis: String = section
+        .lines()
+        .skip_while(|l| !l.starts_with("    vmm "))
+        .take_while(|l| l.starts_with("    "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let output = vmm().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    let flags: Vec<&str> = help
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split([' ', ',']).find(|w| w.starts_with("--")))
+        .collect();
+    assert!(flags.len() >= 14, "{flags:?}");
+    for flag in flags {
+        let named = synopsis
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .any(|w| w == flag);
+        assert!(
+            named,
+            "{flag} missing from the README synopsis:\n{synopsis}"
+        );
+    }
+}
+
 /// `--help` lists every exit status and the terminal's Ctrl+A keys.
 #[test]
 fn help_lists_the_exit_statuses() {
