@@ -193,10 +193,10 @@ fn twenty_thousand_characters_no_key_lost() {
     const N: usize = 20_000;
     // Enter stays down until `stats` has printed, so its break code is
     // certainly counted by the next `stats`, not this one.
-    const STATS: &str = "type stats\npress ret\nexpect halts:\nrelease ret\nexpect > \n";
+    const STATS: &str = "type stats\npress ret\nexpect halts:\nrelease ret\nexpect \"> \"\n";
     let line: String = (0..N).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     let script = format!(
-        "expect > \n{STATS}type {line}\\n\nexpect unknown command: \nexpect > \n{STATS}type exit 9\\n\n"
+        "expect \"> \"\n{STATS}type {line}\\n\nexpect \"unknown command: \"\nexpect \"> \"\n{STATS}type exit 9\\n\n"
     );
     let path = scratch_path("twenty-thousand.keys");
     std::fs::write(&path, script).unwrap();

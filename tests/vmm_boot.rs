@@ -428,6 +428,123 @@ fn memory_size_is_validated() {
     }
 }
 
+/// Negative numbers reach the flags' own one-line errors (status 1), not
+/// the argument parser's; the `--memory` error names the documented range.
+#[test]
+fn negative_numbers_reach_the_flags_own_errors() {
+    let message = setup_error(&["--memory", "-5"], None);
+    assert_eq!(
+        message,
+        "vmm: --memory: -5 is out of range, not in 3..=3072 MiB"
+    );
+    let output = vmm().args(["--timeout", "-1"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(status::SETUP_ERROR));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "vmm: --timeout -1: expected a positive number of seconds\n"
+    );
+}
+
+/// The documented minimum, 3 MiB, is one the embedded guest boots in; 2 is
+/// refused before the boot.
+#[test]
+fn embedded_guest_boots_in_the_minimum_memory() {
+    require_kvm();
+    let mut command = vmm();
+    command.args(["--no-interactive", "--timeout", "20", "--memory", "3"]);
+    command.args(["--cmdline", "run=exit 7"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(30));
+    assert_eq!(status, Some(7), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stderr.contains("BOOT_FAILURE"), "{stderr}");
+    let message = setup_error(&["--memory", "2"], None);
+    assert!(message.contains("3..=3072"), "{message}");
+}
+
+/// Status 20 is the embedded guest's `BOOT_FAILURE` only: another kernel's
+/// 20 gets no added line.
+#[test]
+fn boot_failure_hint_is_for_the_embedded_guest_only() {
+    require_kvm();
+    let elf = write_temp(
+        "exit20.elf",
+        &tiny_elf(&exit_code(exit::BOOT_FAILURE), true),
+    );
+    let mut command = vmm();
+    command.arg("--kernel").arg(&elf).args(["--timeout", "10"]);
+    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    assert_eq!(status, Some(20), "{stderr}");
+    assert!(!stderr.contains("BOOT_FAILURE"), "{stderr}");
+}
+
+/// `--export-guest -` writes the same ELF to stdout as to a file.
+#[test]
+fn export_guest_to_stdout() {
+    let path = scratch_path("exported-guest.elf");
+    let status = vmm().arg("--export-guest").arg(&path).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let output = vmm().args(["--export-guest", "-"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty());
+    assert!(output.stdout.starts_with(b"\x7fELF"));
+    assert_eq!(output.stdout, std::fs::read(&path).unwrap());
+}
+
+/// The README's synopsis (under "The VMM") names every flag `--help` lists.
+#[test]
+fn readme_synopsis_lists_every_flag() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## The VMM").expect("README section")..];
+    let synopsis: String = section
+        .lines()
+        .skip_while(|l| !l.starts_with("    vmm "))
+        .take_while(|l| l.starts_with("    "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let output = vmm().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    let flags: Vec<&str> = help
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split([' ', ',']).find(|w| w.starts_with("--")))
+        .collect();
+    assert!(flags.len() >= 14, "{flags:?}");
+    for flag in flags {
+        let named = synopsis
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .any(|w| w == flag);
+        assert!(
+            named,
+            "{flag} missing from the README synopsis:\n{synopsis}"
+        );
+    }
+}
+
+/// `--help` lists every exit status and the terminal's Ctrl+A keys.
+#[test]
+fn help_lists_the_exit_statuses() {
+    let output = vmm().arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for line in [
+        "Exit statuses:",
+        "\n  1 ",
+        "\n  2 ",
+        "\n  124 ",
+        "\n  125 ",
+        "\n  126 ",
+        "20 boot failure",
+    ] {
+        assert!(help.contains(line), "{line:?} not in:\n{help}");
+    }
+    for key in ["Ctrl+A X", "Ctrl+A H", "Ctrl+A Ctrl+A"] {
+        assert!(help.contains(key), "{key:?} not in:\n{help}");
+    }
+    let output = vmm().arg("--no-such-flag").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
 #[test]
 fn shell_exit_command_sets_the_status() {
     require_kvm();

@@ -146,7 +146,8 @@ pub mod status {
     pub const TIMEOUT: i32 = 124;
     /// The guest triple-faulted (`KVM_EXIT_SHUTDOWN`) or KVM reported an internal error.
     pub const GUEST_CRASH: i32 = 125;
-    /// A keystroke script's `expect` timed out.
+    /// A keystroke script failed: an `expect` timed out, or a line was still
+    /// pending when the machine stopped.
     pub const EXPECT_FAILED: i32 = 126;
     /// The VMM could not start the guest (bad arguments, no KVM, bad kernel).
     pub const SETUP_ERROR: i32 = 1;

@@ -1,24 +1,45 @@
 //! `vmm`: boots the embedded asyncos guest (or any PVH kernel) on KVM.
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use shared::status;
+use shared::{exit, status};
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
-use vmm::vm::{MachineEvent, ResetCause};
+use vmm::vm::{HostStop, MachineEvent, ResetCause};
 use vmm::{ExitReason, Vm, VmConfig};
 
 /// The guest kernel built from `guest/` and embedded at build time.
 static GUEST_ELF: &[u8] = include_bytes!(env!("GUEST_ELF_PATH"));
 
+/// `--help`'s closing text: the terminal's Ctrl+A keys and every exit status.
+const AFTER_HELP: &str = "\
+Keys in interactive mode (--interactive, the default when stdin is a terminal):
+  Ctrl+A X       quit the VMM (status 0)
+  Ctrl+A H       print these keys
+  Ctrl+A Ctrl+A  send Ctrl+A to the guest
+
+Exit statuses:
+  V    the guest wrote V to the debug-exit port 0xF4 (low 8 bits); the embedded
+       guest: 0 exit, 16 tests passed, 17 a test failed, 18 panic,
+       19 CPU exception, 20 boot failure (e.g. too little --memory)
+  0    also: --no-reboot and the guest asked for a reset; Ctrl+A X; QMP quit
+  1    setup error: no KVM, unreadable or bad kernel, bad script, bad --memory,
+       --timeout or --qmp value
+  2    command-line usage error (unknown flag, missing or malformed value)
+  124  --timeout fired
+  125  the guest crashed (triple fault, KVM internal error, failed entry)
+  126  a keystroke script failed: an expect timed out, or a script line was
+       still pending when the machine stopped";
+
 /// Boots a PVH kernel (by default the embedded asyncos guest) on KVM with
 /// userspace-emulated PC devices; the guest's COM1 is on stdout.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Cli {
     /// Boot this PVH ELF kernel instead of the embedded guest.
     #[arg(long, value_name = "PATH")]
@@ -28,12 +49,13 @@ struct Cli {
     #[arg(long, value_name = "STR", default_value = "")]
     cmdline: String,
 
-    /// Guest RAM in MiB.
-    #[arg(long, value_name = "MiB", default_value_t = memory::DEFAULT_MIB)]
-    memory: u32,
+    /// Guest RAM in MiB, 3 to 3072 (the embedded guest needs 3).
+    #[arg(long, value_name = "MiB", default_value_t = memory::DEFAULT_MIB.into(),
+          allow_negative_numbers = true)]
+    memory: i64,
 
     /// Stop the VM after SECS seconds (exit status 124, as coreutils timeout).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     timeout: Option<f64>,
 
     /// On exit, print exit counts, injected interrupts, resets and run time
@@ -50,7 +72,7 @@ struct Cli {
     #[arg(long)]
     trace: bool,
 
-    /// Write the embedded guest kernel ELF to PATH and exit.
+    /// Write the embedded guest kernel ELF to PATH (`-`: stdout) and exit.
     #[arg(long, value_name = "PATH")]
     export_guest: Option<PathBuf>,
 
@@ -63,12 +85,16 @@ struct Cli {
 /// exit status [`status::SETUP_ERROR`].
 #[derive(Debug, thiserror::Error)]
 enum Error {
-    /// `--export-guest` could not write the file.
+    /// `--export-guest` could not write the file (or stdout, for `-`).
     #[error("cannot write {path}: {1}", path = .0.display())]
     ExportGuest(PathBuf, #[source] std::io::Error),
     /// `--timeout` is not a positive number of seconds.
     #[error("--timeout {0}: expected a positive number of seconds")]
     Timeout(f64),
+    /// `--memory` is out of range (negative numbers too reach this message,
+    /// not the argument parser's).
+    #[error("--memory: {0} is out of range, not in {min}..={max} MiB", min = memory::MIN_MIB, max = memory::MAX_MIB)]
+    Memory(i64),
     /// The input sources could not be set up or started.
     #[error(transparent)]
     Input(#[from] vmm::input::InputError),
@@ -107,7 +133,13 @@ fn main() -> ExitCode {
 /// Runs the command: the exit status, or a setup error.
 fn run(cli: Cli) -> Result<i32, Error> {
     if let Some(path) = &cli.export_guest {
-        std::fs::write(path, GUEST_ELF).map_err(|error| Error::ExportGuest(path.clone(), error))?;
+        let written = if path.as_os_str() == "-" {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(GUEST_ELF).and_then(|()| stdout.flush())
+        } else {
+            std::fs::write(path, GUEST_ELF)
+        };
+        written.map_err(|error| Error::ExportGuest(path.clone(), error))?;
         return Ok(0);
     }
     let timeout = match cli.timeout {
@@ -119,6 +151,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         ),
         None => None,
     };
+    let memory_mib = u32::try_from(cli.memory)
+        .ok()
+        .filter(|mib| (memory::MIN_MIB..=memory::MAX_MIB).contains(mib))
+        .ok_or(Error::Memory(cli.memory))?;
     // Scripts are parsed and the QMP socket opened before the guest starts.
     let input = cli.input.prepare()?;
     let kernel = match &cli.kernel {
@@ -134,7 +170,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
     let config = VmConfig {
         kernel,
         cmdline: cli.cmdline.clone(),
-        memory_mib: cli.memory,
+        memory_mib,
         serial_to_stdout: true,
         no_reboot: cli.no_reboot,
     };
@@ -155,7 +191,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                         "vmm: timeout after {:.3} s, stopping the guest",
                         timeout.as_secs_f64()
                     );
-                    handle.shutdown(status::TIMEOUT);
+                    handle.shutdown_by(status::TIMEOUT, HostStop::Timeout);
                 }
             })
             .map_err(|error| Error::Spawn("timeout", error))?;
@@ -197,10 +233,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
             );
         }
     }
-    input.vm_stopped(&report.exit.reason);
+    let pending = input.vm_stopped(&report.exit);
     match &report.exit.reason {
-        ExitReason::GuestExit(_) | ExitReason::Host => {}
+        ExitReason::GuestExit(_) | ExitReason::Host(_) => {}
         reason => eprintln!("vmm: {reason}"),
+    }
+    if let Some(pending) = &pending {
+        eprintln!("vmm: {pending}");
     }
     if cli.stats {
         eprintln!("{}", report.summary());
@@ -212,5 +251,48 @@ fn run(cli: Cli) -> Result<i32, Error> {
             );
         }
     }
-    Ok(report.exit.status)
+    if let Some(hint) = boot_failure_hint(cli.kernel.is_none(), &report.exit.reason) {
+        eprintln!("vmm: {hint}");
+    }
+    Ok(match pending {
+        Some(_) => status::EXPECT_FAILED,
+        None => report.exit.status,
+    })
+}
+
+/// The line the VMM adds when the embedded guest stops with
+/// [`shared::exit::BOOT_FAILURE`] (its own message on COM1 says why); other
+/// kernels' exit values mean what they mean to them.
+fn boot_failure_hint(embedded: bool, reason: &ExitReason) -> Option<String> {
+    match reason {
+        ExitReason::GuestExit(value)
+            if embedded && (*value & 0xff) == u32::from(exit::BOOT_FAILURE) =>
+        {
+            Some(format!(
+                "the guest could not boot (status {}, BOOT_FAILURE): see its message above; \
+                 the embedded guest needs --memory {} or more",
+                exit::BOOT_FAILURE,
+                memory::MIN_MIB
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_failure_hint_only_for_the_embedded_guest() {
+        let failed = ExitReason::GuestExit(exit::BOOT_FAILURE.into());
+        let hint = boot_failure_hint(true, &failed).unwrap();
+        assert_eq!(
+            hint,
+            "the guest could not boot (status 20, BOOT_FAILURE): see its message above; \
+             the embedded guest needs --memory 3 or more"
+        );
+        assert_eq!(boot_failure_hint(false, &failed), None);
+        assert_eq!(boot_failure_hint(true, &ExitReason::GuestExit(0)), None);
+    }
 }

@@ -12,19 +12,20 @@ use super::qmp::{self, EventSink, QmpAddress, QmpServer};
 use super::script::{self, Script};
 use super::terminal;
 use super::worker::KeyWorker;
-use crate::vm::ExitReason;
+use crate::vm::{ExitReason, HostStop, VmExit};
 
 /// Command-line options of the input sources (flattened into the VMM's CLI).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct InputArgs {
     /// Type a keystroke script into the guest (`-` reads it from stdin).
     /// The grammar is in the README ("Typing into the guest"). When the
-    /// script ends the VMM keeps running until the guest exits or --timeout.
+    /// script ends the VMM keeps running until the guest exits or --timeout;
+    /// a line still pending when the machine stops fails the run (status 126).
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
 
-    /// Type TEXT into the guest (escapes \n \t \b \\), like a script line
-    /// `type TEXT`. May be repeated; runs after the --keys script.
+    /// Type TEXT into the guest as written (escapes \n \t \b \\; never
+    /// trimmed). May be repeated; runs after the --keys script.
     #[arg(long = "type", value_name = "TEXT")]
     pub type_text: Vec<String>,
 
@@ -162,7 +163,7 @@ impl PreparedInput {
                     terminal::TermEvent::Quit => {
                         terminal::restore();
                         eprintln!("\nvmm: terminated by Ctrl+A X");
-                        machine.shutdown(0);
+                        machine.shutdown_by(0, HostStop::Terminal);
                         false
                     }
                 });
@@ -187,22 +188,29 @@ impl PreparedInput {
             spawn("input-qmp", move || server.serve(&*machine, &worker))?;
             qmp = Some(QmpHandle { sink, path, relay });
         }
+        let mut script_thread = None;
         if let Some(script) = self.script {
             let machine = machine.clone();
-            spawn("input-script", move || {
-                match script::run(&script, &*machine) {
+            script_thread = Some(spawn_with("input-script", move || {
+                let result = script::run(&script, &*machine);
+                match &result {
                     Ok(()) => log::debug!("script {} finished", script.source),
                     Err(error @ script::RunError::ExpectTimeout { .. }) => {
                         terminal::restore();
                         eprintln!("vmm: {error}");
-                        machine.shutdown(shared::status::EXPECT_FAILED);
+                        machine.shutdown_by(shared::status::EXPECT_FAILED, HostStop::Script);
                     }
-                    // The machine stopped under the script: its own status stands.
+                    // Reported by `InputHandle::vm_stopped` with the reason.
                     Err(error) => log::debug!("script stopped: {error}"),
                 }
-            })?;
+                result
+            })?);
         }
-        Ok(InputHandle { qmp, _raw: raw })
+        Ok(InputHandle {
+            qmp,
+            script: script_thread,
+            _raw: raw,
+        })
     }
 }
 
@@ -211,6 +219,14 @@ fn spawn(
     name: &'static str,
     body: impl FnOnce() + Send + 'static,
 ) -> Result<thread::JoinHandle<()>, InputError> {
+    spawn_with(name, body)
+}
+
+/// Starts a named thread of the input sources that returns a value.
+fn spawn_with<T: Send + 'static>(
+    name: &'static str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Result<thread::JoinHandle<T>, InputError> {
     thread::Builder::new()
         .name(name.into())
         .spawn(body)
@@ -229,6 +245,8 @@ struct QmpHandle {
 /// The running input sources.
 pub struct InputHandle {
     qmp: Option<QmpHandle>,
+    /// The keystroke script's thread and its result.
+    script: Option<thread::JoinHandle<Result<(), script::RunError>>>,
     _raw: Option<terminal::RawTerminal>,
 }
 
@@ -238,18 +256,79 @@ impl InputHandle {
     /// published before, removes the QMP socket file and restores the
     /// terminal. Call when [`crate::vm::Vm::run`] has returned, before the
     /// process exits.
-    pub fn vm_stopped(self, reason: &ExitReason) {
+    ///
+    /// Returns the keystroke script's line still pending when the machine
+    /// stopped, if any: the run has then failed (see [`ScriptStopped`]).
+    pub fn vm_stopped(self, exit: &VmExit) -> Option<ScriptStopped> {
         if let Some(qmp) = self.qmp {
             // The machine published its `Shutdown` when `run` returned, so
             // the relay thread ends once it has written the events before it.
             if qmp.relay.join().is_err() {
                 log::warn!("the QMP event relay panicked");
             }
-            let (guest, cause) = shutdown_cause(reason);
+            let (guest, cause) = shutdown_cause(&exit.reason);
             qmp.sink.shutdown(guest, cause);
             let _ = std::fs::remove_file(&qmp.path);
         }
         terminal::restore();
+        let pending = self.script.and_then(|thread| {
+            // The runner notices the stop within a fraction of a second
+            // (`wait` lines end early, `expect` returns, pacing polls).
+            let deadline = std::time::Instant::now() + SCRIPT_JOIN;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if !thread.is_finished() {
+                log::warn!("the script thread did not stop with the machine");
+                return None;
+            }
+            match thread.join() {
+                Ok(Err(script::RunError::Stopped { script, line, what })) => {
+                    Some((script, line, what))
+                }
+                Ok(_) => None,
+                Err(_) => {
+                    log::warn!("the script thread panicked");
+                    None
+                }
+            }
+        });
+        pending.map(|(script, line, what)| ScriptStopped {
+            script,
+            line,
+            what,
+            why: stop_reason(exit),
+        })
+    }
+}
+
+/// Longest [`InputHandle::vm_stopped`] waits for the script's thread.
+const SCRIPT_JOIN: Duration = Duration::from_secs(5);
+
+/// A keystroke script line was still pending when the machine stopped: the
+/// run fails with [`shared::status::EXPECT_FAILED`] (126).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{script}:{line}: {what}: {why} first")]
+pub struct ScriptStopped {
+    /// Script source name (file, `<stdin>`, `--type`).
+    pub script: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// The line (`expect "done"`, `type "ls\n"`, `wait 2s`).
+    pub what: String,
+    /// Why the machine stopped, from [`stop_reason`].
+    pub why: String,
+}
+
+/// Why the machine stopped, in words for messages: `the guest exited with
+/// status 0`, `the guest triple-faulted ...`, `--timeout expired`, ...
+pub fn stop_reason(exit: &VmExit) -> String {
+    match &exit.reason {
+        ExitReason::GuestExit(_) => format!("the guest exited with status {}", exit.status),
+        ExitReason::GuestReset => "the guest reset the machine (--no-reboot)".to_string(),
+        ExitReason::TripleFault(at) => format!("the guest crashed (triple fault{at})"),
+        ExitReason::Crash(what) => format!("the machine crashed ({what})"),
+        ExitReason::Host(by) => by.to_string(),
     }
 }
 
@@ -259,7 +338,7 @@ pub fn shutdown_cause(reason: &ExitReason) -> (bool, &'static str) {
     match reason {
         ExitReason::GuestExit(_) => (true, "guest-shutdown"),
         ExitReason::GuestReset | ExitReason::TripleFault(_) => (true, "guest-reset"),
-        ExitReason::Host => (false, "host-signal"),
+        ExitReason::Host(_) => (false, "host-signal"),
         // Crashes and host failures; also any reason added later.
         _ => (false, "host-error"),
     }

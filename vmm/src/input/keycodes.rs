@@ -26,12 +26,100 @@ pub struct Key {
 /// Why a key name was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyNameError {
-    /// Not a QEMU QKeyCode name.
-    #[error("unknown key name '{0}'")]
+    /// Not a QEMU QKeyCode name; the message suggests the nearest known
+    /// name or combination, if one is close (see [`suggest`]).
+    #[error("unknown key name '{0}'{hint}", hint = did_you_mean(.0))]
     Unknown(String),
     /// A QKeyCode name that has no single PS/2 set-2 make code.
     #[error("key '{0}' has no PS/2 set-2 scan code on this keyboard")]
     Unsupported(&'static str),
+}
+
+/// Common names that are not QEMU's, and QEMU's name for the key.
+const ALIASES: &[(&str, &str)] = &[
+    ("enter", "ret"),
+    ("return", "ret"),
+    ("space", "spc"),
+    ("escape", "esc"),
+    ("control", "ctrl"),
+    ("del", "delete"),
+    ("ins", "insert"),
+    ("pageup", "pgup"),
+    ("pagedown", "pgdn"),
+];
+
+/// The nearest known key name (or combination, for `ctrl+c`) to an unknown
+/// `name`, if one is close: the same name in lower case (`RET` -> `ret`),
+/// `+` written for `-` (`ctrl+c` -> `ctrl-c`), a common alias (`enter` ->
+/// `ret`), or a name one edit or swap away (`shfit` -> `shift`, `dleete` ->
+/// `delete`); none for names shorter than 3 characters or further away.
+pub fn suggest(name: &str) -> Option<String> {
+    let known = |n: &str| Key::from_name(n).is_ok();
+    let lower = name.to_ascii_lowercase();
+    if lower != name && known(&lower) {
+        return Some(lower);
+    }
+    if lower.contains('+') {
+        let combo = lower.replace('+', "-");
+        if combo
+            .split('-')
+            .all(|part| known(part) || aliased(part).is_some())
+        {
+            let parts: Vec<&str> = combo
+                .split('-')
+                .map(|part| aliased(part).unwrap_or(part))
+                .collect();
+            return Some(parts.join("-"));
+        }
+    }
+    if let Some(alias) = aliased(&lower) {
+        return Some(alias.to_string());
+    }
+    // A single edit (insertion, deletion, substitution or swap) away, for
+    // names long enough that one edit is a typo rather than another key.
+    if lower.chars().count() < 3 {
+        return None;
+    }
+    Key::all()
+        .map(|key| key.name())
+        .find(|candidate| edit_distance(&lower, candidate) <= 1)
+        .map(str::to_string)
+}
+
+/// QEMU's name for a common alias.
+fn aliased(name: &str) -> Option<&'static str> {
+    ALIASES.iter().find(|(a, _)| *a == name).map(|(_, n)| *n)
+}
+
+/// ` (did you mean 'ret'?)` for an unknown name with a [`suggest`]ion.
+fn did_you_mean(name: &str) -> String {
+    suggest(name).map_or(String::new(), |s| format!(" (did you mean '{s}'?)"))
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions
+/// and swaps of neighbours each count 1.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// `(QKeyCode name, set-2 make code, QEMU qnum)`.

@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use super::keycodes::Key;
-use crate::vm::{MachineEvent, VmHandle};
+use crate::vm::{HostStop, MachineEvent, VmHandle};
 
 /// A running machine as the front ends see it.
 ///
@@ -58,6 +58,13 @@ pub trait MachineControl: Send + Sync {
 
     /// Stops the machine; the VMM exits with `status`.
     fn shutdown(&self, status: i32);
+
+    /// [`MachineControl::shutdown`] saying who asked, so the VMM can name
+    /// it (by default the same as `shutdown`).
+    fn shutdown_by(&self, status: i32, by: HostStop) {
+        let _ = by;
+        self.shutdown(status);
+    }
 
     /// Whether the machine has stopped (guest exit, crash, timeout, quit).
     fn is_stopped(&self) -> bool;
@@ -111,6 +118,10 @@ impl MachineControl for VmHandle {
 
     fn shutdown(&self, status: i32) {
         VmHandle::shutdown(self, status);
+    }
+
+    fn shutdown_by(&self, status: i32, by: HostStop) {
+        VmHandle::shutdown_by(self, status, by);
     }
 
     fn is_stopped(&self) -> bool {

@@ -31,6 +31,8 @@ pub mod script;
 pub mod terminal;
 mod worker;
 
-pub use cli::{shutdown_cause, InputArgs, InputError, InputHandle, PreparedInput};
+pub use cli::{
+    shutdown_cause, stop_reason, InputArgs, InputError, InputHandle, PreparedInput, ScriptStopped,
+};
 pub use machine::MachineControl;
 pub use worker::KeyWorker;

@@ -7,11 +7,16 @@
 //! | line | meaning |
 //! | --- | --- |
 //! | `# ...`, blank | ignored |
-//! | `type TEXT` | types the rest of the line (after one space) on a US layout; escapes `\n` (Enter), `\t` (Tab), `\b` (Backspace), `\\` |
+//! | `type TEXT` | types TEXT on a US layout; escapes `\n` (Enter), `\t` (Tab), `\b` (Backspace), `\\` |
 //! | `key COMBO...` | presses and releases each combination in turn; a combination is QKeyCode names joined by `-` as in QEMU's `sendkey` (`ctrl-c`, `shift-a`, `ctrl-alt-delete`) |
 //! | `press NAME...` / `release NAME...` | holds / lets go of keys |
 //! | `wait DURATION` | pauses: `250ms`, `2s`, `1.5s` |
-//! | `expect TEXT [TIMEOUT]` | waits until the serial output since the previous `expect` contains TEXT (default timeout 5s); TEXT may be `"quoted"` to keep spaces at its ends or to end in a duration-like word; escapes as in `type` plus `\r` and `\"` |
+//! | `expect TEXT [TIMEOUT]` | waits until the serial output since the previous `expect` contains TEXT (default timeout 5s); a `"quoted"` TEXT may end in a duration-like word; escapes as in `type` plus `\r` and `\"` |
+//!
+//! TEXT of `type` and `expect`: unquoted, it is trimmed of spaces and tabs
+//! at both ends (escapes such as `\t` are kept); `"quoted"`, it is kept as
+//! written between the quotes, where `\"` is a quote. Escapes work the same
+//! either way. `--type TEXT` is typed as written, never trimmed.
 //!
 //! The whole script is parsed before the guest starts; errors name the file
 //! and the line. The runner types each character or combination, then waits
@@ -196,12 +201,7 @@ fn parse_line(line: &str) -> Result<Option<Command>, ParseErrorKind> {
         None => (trimmed, ""),
     };
     let command = match word {
-        "type" => {
-            if rest.is_empty() {
-                return Err(ParseErrorKind::MissingArgument("text after 'type'"));
-            }
-            parse_type(rest)?
-        }
+        "type" => parse_type_line(rest)?,
         "key" => {
             let combos: Vec<Vec<Key>> = rest
                 .split_whitespace()
@@ -244,8 +244,65 @@ fn parse_line(line: &str) -> Result<Option<Command>, ParseErrorKind> {
     Ok(Some(command))
 }
 
+/// Spaces and tabs: what unquoted text is trimmed of.
+const BLANKS: [char; 2] = [' ', '\t'];
+
+/// `type TEXT`: unquoted text is trimmed of spaces and tabs at both ends;
+/// `"quoted"` text is kept as written (with `\"` for a quote).
+fn parse_type_line(rest: &str) -> Result<Command, ParseErrorKind> {
+    let rest = rest.trim_matches(BLANKS);
+    let missing = ParseErrorKind::MissingArgument("text after 'type'");
+    let text = match split_quoted(rest, false)? {
+        Some((text, after)) => {
+            if !after.trim_matches(BLANKS).is_empty() {
+                return Err(ParseErrorKind::ExtraArgument("type"));
+            }
+            text
+        }
+        None => unescape(rest, false)?,
+    };
+    if text.is_empty() {
+        return Err(missing);
+    }
+    typeable(text)
+}
+
+/// For `"quoted"` text: the text between the quotes (unescaped, with `\"`
+/// allowed, and `\r` for `expect`) and what follows the closing quote; `None` if `text` does not
+/// start with a quote.
+fn split_quoted(text: &str, expect: bool) -> Result<Option<(String, &str)>, ParseErrorKind> {
+    let Some(quoted) = text.strip_prefix('"') else {
+        return Ok(None);
+    };
+    // Find the closing quote, skipping escaped characters.
+    let mut end = None;
+    let mut chars = quoted.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => {
+                end = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let end = end.ok_or(ParseErrorKind::UnterminatedQuote)?;
+    Ok(Some((
+        unescape_with(&quoted[..end], expect, true)?,
+        &quoted[end + 1..],
+    )))
+}
+
+/// `--type TEXT`: typed as written (escapes as in `type`).
 fn parse_type(text: &str) -> Result<Command, ParseErrorKind> {
-    let text = unescape(text, false)?;
+    typeable(unescape(text, false)?)
+}
+
+/// A `type` command, if a US keyboard can type every character.
+fn typeable(text: String) -> Result<Command, ParseErrorKind> {
     if let Some(c) = text.chars().find(|c| us_char(*c).is_none()) {
         return Err(ParseErrorKind::Untypeable(c));
     }
@@ -269,29 +326,12 @@ pub fn parse_combo(combo: &str) -> Result<Vec<Key>, ParseErrorKind> {
 }
 
 fn parse_expect(rest: &str) -> Result<Command, ParseErrorKind> {
-    let rest = rest.trim_start();
+    let rest = rest.trim_matches(BLANKS);
     if rest.is_empty() {
         return Err(ParseErrorKind::MissingArgument("text after 'expect'"));
     }
-    if let Some(quoted) = rest.strip_prefix('"') {
-        // Find the closing quote, skipping escaped characters.
-        let mut end = None;
-        let mut chars = quoted.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => {
-                    end = Some(i);
-                    break;
-                }
-                _ => {}
-            }
-        }
-        let end = end.ok_or(ParseErrorKind::UnterminatedQuote)?;
-        let text = unescape(&quoted[..end], true)?;
-        let after = quoted[end + 1..].trim();
+    if let Some((text, after)) = split_quoted(rest, true)? {
+        let after = after.trim_matches(BLANKS);
         let timeout = match after {
             "" => DEFAULT_EXPECT_TIMEOUT,
             _ if after.contains(char::is_whitespace) => {
@@ -304,11 +344,11 @@ fn parse_expect(rest: &str) -> Result<Command, ParseErrorKind> {
         }
         return Ok(Command::Expect { text, timeout });
     }
-    // Unquoted: a last word that is a duration is the timeout.
-    let trimmed = rest.trim_end();
-    let (text, timeout) = match trimmed.rfind([' ', '\t']) {
-        Some(i) => match parse_duration(&trimmed[i + 1..]) {
-            Ok(timeout) => (&trimmed[..i], timeout),
+    // Unquoted: a last word that is a duration is the timeout; the text is
+    // trimmed at both ends.
+    let (text, timeout) = match rest.rfind(BLANKS) {
+        Some(i) => match parse_duration(&rest[i + 1..]) {
+            Ok(timeout) => (rest[..i].trim_matches(BLANKS), timeout),
             Err(_) => (rest, DEFAULT_EXPECT_TIMEOUT),
         },
         None => (rest, DEFAULT_EXPECT_TIMEOUT),
@@ -320,7 +360,14 @@ fn parse_expect(rest: &str) -> Result<Command, ParseErrorKind> {
     Ok(Command::Expect { text, timeout })
 }
 
+/// Unescapes unquoted text: `\n \t \b \\`, and `\r \"` for `expect`.
 fn unescape(text: &str, expect: bool) -> Result<String, ParseErrorKind> {
+    unescape_with(text, expect, expect)
+}
+
+/// Unescapes text: `\n \t \b \\`, `\r` with `cr` (`expect`), `\"` with
+/// `quote` (`expect`, and any quoted text).
+fn unescape_with(text: &str, cr: bool, quote: bool) -> Result<String, ParseErrorKind> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -333,8 +380,8 @@ fn unescape(text: &str, expect: bool) -> Result<String, ParseErrorKind> {
             Some('t') => out.push('\t'),
             Some('b') => out.push('\x08'),
             Some('\\') => out.push('\\'),
-            Some('r') if expect => out.push('\r'),
-            Some('"') if expect => out.push('"'),
+            Some('r') if cr => out.push('\r'),
+            Some('"') if quote => out.push('"'),
             Some(other) => return Err(ParseErrorKind::BadEscape(format!("\\{other}"))),
             None => return Err(ParseErrorKind::BadEscape("\\".to_string())),
         }
@@ -440,24 +487,66 @@ pub enum RunError {
         /// Tail of the serial output.
         tail: String,
     },
-    /// The machine stopped under the script (guest exit, crash, quit...).
-    #[error("{script}:{line}: {message}")]
-    Target {
+    /// The machine stopped (guest exit, crash, reset, timeout, quit...)
+    /// before this line was done.
+    #[error("{script}:{line}: {what}: the machine stopped first")]
+    Stopped {
         /// Script source name.
         script: String,
         /// Script line.
         line: usize,
-        /// What failed.
-        message: String,
+        /// The line, as [`describe`] gives it (`expect "done"`).
+        what: String,
     },
 }
+
+/// A command as messages name it: `expect "done"`, `type "ls\n"`,
+/// `key ctrl-c`, `press shift`, `wait 2s`.
+pub fn describe(command: &Command) -> String {
+    let names = |keys: &[Key]| keys.iter().map(|k| k.name()).collect::<Vec<_>>().join("-");
+    match command {
+        Command::Type(text) => format!("type {text:?}"),
+        Command::Expect { text, .. } => format!("expect {text:?}"),
+        Command::Key(combos) => {
+            let combos: Vec<String> = combos.iter().map(|c| names(c)).collect();
+            format!("key {}", combos.join(" "))
+        }
+        Command::Press(keys) => {
+            let keys: Vec<&str> = keys.iter().map(|k| k.name()).collect();
+            format!("press {}", keys.join(" "))
+        }
+        Command::Release(keys) => {
+            let keys: Vec<&str> = keys.iter().map(|k| k.name()).collect();
+            format!("release {}", keys.join(" "))
+        }
+        Command::Wait(duration) => format!("wait {duration:?}"),
+    }
+}
+
+/// How often an interrupted `wait` checks whether the machine stopped.
+const WAIT_POLL: Duration = Duration::from_millis(20);
 
 /// Runs `script` against `machine`, line by line, on the calling thread:
 /// after each character or combination it waits until the guest has read
 /// every keyboard byte; `expect` looks at the serial output after the
 /// previous match (the first one from the start of the output).
+///
+/// When the machine stops, the line in progress (or the next one) fails
+/// with [`RunError::Stopped`]; `wait` lines end early then. A key-sending
+/// line whose keys were all queued before the stop counts as done (the
+/// guest may stop in answer to its last key, as `type exit\n` does), so a
+/// script whose last line is such a line finishes.
 pub fn run(script: &Script, machine: &dyn MachineControl) -> Result<(), RunError> {
-    run_with_sleep(script, machine, &mut std::thread::sleep)
+    run_with_sleep(script, machine, &mut |duration| {
+        let deadline = std::time::Instant::now() + duration;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || machine.is_stopped() {
+                return;
+            }
+            std::thread::sleep(left.min(WAIT_POLL));
+        }
+    })
 }
 
 /// [`run`] with `wait` lines passed to `sleep` (tests record them).
@@ -469,13 +558,21 @@ fn run_with_sleep(
     // Serial offset just past the previous `expect` match.
     let mut mark = 0;
     for line in &script.lines {
-        let stopped = || RunError::Target {
+        let stopped = || RunError::Stopped {
             script: script.source.clone(),
             line: line.number,
-            message: "the machine stopped".to_string(),
+            what: describe(&line.command),
         };
+        if machine.is_stopped() {
+            return Err(stopped());
+        }
         match &line.command {
-            Command::Wait(duration) => sleep(*duration),
+            Command::Wait(duration) => {
+                sleep(*duration);
+                if machine.is_stopped() {
+                    return Err(stopped());
+                }
+            }
             Command::Expect { text, timeout } => {
                 match machine.serial_wait_for(mark, text.as_bytes(), *timeout) {
                     Ok(end) => mark = end,
@@ -492,12 +589,16 @@ fn run_with_sleep(
                 }
             }
             command => {
-                for stroke in strokes(command) {
+                let strokes = strokes(command);
+                let last = strokes.len().saturating_sub(1);
+                for (index, stroke) in strokes.into_iter().enumerate() {
                     match stroke {
                         Stroke::Down(key) => machine.key_event(key, true),
                         Stroke::Up(key) => machine.key_event(key, false),
+                        // After the last settle every key of the line is
+                        // queued: the line is done even if the guest stopped.
                         Stroke::Settle => {
-                            if !settle(machine) {
+                            if !settle(machine) && index != last {
                                 return Err(stopped());
                             }
                         }

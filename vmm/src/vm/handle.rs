@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::events::MachineEvent;
-use super::state::{ExitReason, ResetCause, Shared, VmExit};
+use super::state::{ExitReason, HostStop, ResetCause, Shared, VmExit};
 use super::SerialTap;
 
 /// A cheap, clonable handle on a VM. Every method is safe to call from any
@@ -151,12 +151,17 @@ impl VmHandle {
     /// Stops the VM: [`super::Vm::run`] returns promptly with `status`
     /// (unless the VM already stopped for another reason).
     pub fn shutdown(&self, status: i32) {
+        self.shutdown_by(status, HostStop::Other);
+    }
+
+    /// [`Self::shutdown`] saying who asked ([`ExitReason::Host`] carries it).
+    pub fn shutdown_by(&self, status: i32, by: HostStop) {
         let mut state = self.shared.lock();
         self.shared.request_exit(
             &mut state,
             VmExit {
                 status,
-                reason: ExitReason::Host,
+                reason: ExitReason::Host(by),
             },
         );
     }

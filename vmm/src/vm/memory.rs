@@ -21,14 +21,16 @@ pub const EBDA_START: u64 = 0x9_FC00;
 pub const HIGH_RAM_START: u64 = 0x10_0000;
 /// Default guest RAM size in MiB.
 pub const DEFAULT_MIB: u32 = 128;
-/// Smallest accepted RAM size in MiB.
-pub const MIN_MIB: u32 = 2;
+/// Smallest accepted RAM size in MiB: the smallest the embedded guest boots
+/// in (it needs a free 1 MiB region above its image; with 2 MiB it stops with
+/// `BOOT_FAILURE`).
+pub const MIN_MIB: u32 = 3;
 /// Largest accepted RAM size in MiB.
 pub const MAX_MIB: u32 = 3072;
 
 /// A RAM size the machine cannot have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("--memory {0} MiB is out of range: use {MIN_MIB} to {MAX_MIB} MiB")]
+#[error("--memory: {0} is out of range, not in {MIN_MIB}..={MAX_MIB} MiB")]
 pub struct SizeError(pub u32);
 
 /// The guest's RAM layout for a given size.

@@ -34,7 +34,7 @@ pub use events::MachineEvent;
 pub use handle::VmHandle;
 pub use memory::SizeError;
 pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
-pub use state::{ExitReason, ResetCause, VmExit};
+pub use state::{ExitReason, HostStop, ResetCause, VmExit};
 pub use tap::SerialTap;
 pub use vcpu::{ExitKind, VcpuStats};
 

@@ -19,8 +19,9 @@ pub enum ExitReason {
     /// was built with [`super::VmConfig::no_reboot`], like QEMU with
     /// `-no-reboot`. (Otherwise the machine resets and runs on.)
     GuestReset,
-    /// [`super::VmHandle::shutdown`] was called (QMP `quit`, `--timeout`, ...).
-    Host,
+    /// [`super::VmHandle::shutdown`] or [`super::VmHandle::shutdown_by`]
+    /// was called: who asked.
+    Host(HostStop),
     /// The guest triple-faulted (`KVM_EXIT_SHUTDOWN`); where the guest was
     /// (` at rip ...`, empty if unknown).
     TripleFault(String),
@@ -39,12 +40,39 @@ impl fmt::Display for ExitReason {
             Self::GuestReset => {
                 write!(f, "the guest requested a reset (i8042 0xFE); not rebooting")
             }
-            Self::Host => write!(f, "stopped by the host"),
+            Self::Host(by) => write!(f, "{by}"),
             Self::TripleFault(at) => {
                 write!(f, "the guest triple-faulted (KVM_EXIT_SHUTDOWN){at}")
             }
             Self::Crash(what) => f.write_str(what),
         }
+    }
+}
+
+/// Who stopped the machine from the host side ([`ExitReason::Host`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostStop {
+    /// `--timeout` expired.
+    Timeout,
+    /// A QMP client sent `quit`.
+    QmpQuit,
+    /// Ctrl+A X on the interactive terminal.
+    Terminal,
+    /// A keystroke script failed (an `expect` timed out).
+    Script,
+    /// Anything else ([`super::VmHandle::shutdown`]).
+    Other,
+}
+
+impl fmt::Display for HostStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "--timeout expired",
+            Self::QmpQuit => "QMP quit stopped the machine",
+            Self::Terminal => "Ctrl+A X stopped the machine",
+            Self::Script => "the keystroke script stopped the machine",
+            Self::Other => "stopped by the host",
+        })
     }
 }
 

@@ -101,3 +101,29 @@ fn us_layout() {
         assert!(us_char(c).is_some(), "{c:?}");
     }
 }
+
+#[test]
+fn unknown_names_suggest_the_nearest_known_one() {
+    use super::suggest;
+    assert_eq!(suggest("RET").as_deref(), Some("ret"));
+    assert_eq!(suggest("Shift").as_deref(), Some("shift"));
+    assert_eq!(suggest("ctrl+c").as_deref(), Some("ctrl-c"));
+    assert_eq!(
+        suggest("CTRL+Alt+Delete").as_deref(),
+        Some("ctrl-alt-delete")
+    );
+    assert_eq!(suggest("enter").as_deref(), Some("ret"));
+    assert_eq!(suggest("ctrl+enter").as_deref(), Some("ctrl-ret"));
+    assert_eq!(suggest("dleete").as_deref(), Some("delete"));
+    assert_eq!(suggest("shfit").as_deref(), Some("shift"));
+    assert_eq!(suggest("foo"), None);
+    assert_eq!(suggest("xyzzy"), None);
+    assert_eq!(
+        Key::from_name("RET").unwrap_err().to_string(),
+        "unknown key name 'RET' (did you mean 'ret'?)"
+    );
+    assert_eq!(
+        Key::from_name("foo").unwrap_err().to_string(),
+        "unknown key name 'foo'"
+    );
+}

@@ -251,7 +251,7 @@ impl QmpServer {
                         // the client hangs up or the process exits, as QEMU.
                         self.events.mark_shutdown_sent();
                         let _ = writer.flush();
-                        machine.shutdown(0);
+                        machine.shutdown_by(0, crate::vm::HostStop::QmpQuit);
                     }
                 }
             }

@@ -18,7 +18,7 @@ fn error(text: &str) -> (usize, ParseErrorKind) {
 fn full_grammar() {
     let script = Script::parse(
         "t.keys",
-        "# comment\n\n  # indented comment\ntype echo Hi!\\n\nkey ctrl-c ret\npress shift\nrelease shift\nwait 250ms\nexpect > \nexpect \"done \" 2s\nexpect uptime: 10s\r\n",
+        "# comment\n\n  # indented comment\ntype echo Hi!\\n\nkey ctrl-c ret\npress shift\nrelease shift\nwait 250ms\nexpect \"> \"\nexpect \"done \" 2s\nexpect uptime: 10s\r\n",
     )
     .unwrap();
     let numbers: Vec<usize> = script.lines.iter().map(|l| l.number).collect();
@@ -49,11 +49,75 @@ fn full_grammar() {
 }
 
 #[test]
-fn type_keeps_spaces_and_escapes() {
+fn unquoted_text_is_trimmed_and_quoted_text_kept() {
+    // Unquoted: spaces and tabs at both ends go, inner ones stay.
+    assert_eq!(parse("type  a b  ").unwrap(), [Command::Type("a b".into())]);
     assert_eq!(
-        parse("type  a b  ").unwrap(),
-        [Command::Type(" a b  ".into())]
+        parse("type\t a\tb \t").unwrap(),
+        [Command::Type("a\tb".into())]
     );
+    // Escapes at the ends are text, not blanks.
+    assert_eq!(
+        parse("type \\tx\\n ").unwrap(),
+        [Command::Type("\tx\n".into())]
+    );
+    // Quoted: kept as written, with \" for a quote.
+    assert_eq!(
+        parse("type \"  a b \"  ").unwrap(),
+        [Command::Type("  a b ".into())]
+    );
+    assert_eq!(
+        parse("type \"say \\\"hi\\\"\\n\"").unwrap(),
+        [Command::Type("say \"hi\"\n".into())]
+    );
+    // A quote inside unquoted text is an ordinary character.
+    assert_eq!(
+        parse("type echo \"x\"").unwrap(),
+        [Command::Type("echo \"x\"".into())]
+    );
+    assert_eq!(
+        parse("expect   > \t ").unwrap(),
+        [Command::Expect {
+            text: ">".into(),
+            timeout: DEFAULT_EXPECT_TIMEOUT
+        }]
+    );
+    assert_eq!(
+        parse("expect  done \t 2s").unwrap(),
+        [Command::Expect {
+            text: "done".into(),
+            timeout: Duration::from_secs(2)
+        }]
+    );
+    assert_eq!(
+        parse("expect \" > \"\t1s ").unwrap(),
+        [Command::Expect {
+            text: " > ".into(),
+            timeout: Duration::from_secs(1)
+        }]
+    );
+    for line in ["type   ", "type \t", "type \"\""] {
+        assert_eq!(
+            parse(line).unwrap_err().kind,
+            ParseErrorKind::MissingArgument("text after 'type'"),
+            "{line:?}"
+        );
+    }
+    assert_eq!(
+        parse("type \"a\" b").unwrap_err().kind,
+        ParseErrorKind::ExtraArgument("type")
+    );
+    assert_eq!(
+        parse("type \"a").unwrap_err().kind,
+        ParseErrorKind::UnterminatedQuote
+    );
+    // --type is typed as written.
+    let s = Script::type_text("--type", " a ").unwrap();
+    assert_eq!(s.lines[0].command, Command::Type(" a ".into()));
+}
+
+#[test]
+fn type_escapes() {
     assert_eq!(
         parse("type a\\tb\\bc\\\\d\\n").unwrap(),
         [Command::Type("a\tb\x08c\\d\n".into())]
@@ -131,6 +195,16 @@ fn every_error_has_its_line() {
         let text = format!("# first\ntype ok\n{line}\ntype after\n");
         assert_eq!(error(&text), (3, kind), "{line:?}");
     }
+    let e = Script::parse("s.keys", "key ctrl+c").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.keys:1: unknown key name 'ctrl+c' (did you mean 'ctrl-c'?)"
+    );
+    let e = Script::parse("s.keys", "press RET").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "s.keys:1: unknown key name 'RET' (did you mean 'ret'?)"
+    );
     let e = Script::parse("dir/s.keys", "\n\nkey foo").unwrap_err();
     assert_eq!(e.to_string(), "dir/s.keys:3: unknown key name 'foo'");
     let e = Script::parse_bytes("b.keys", b"type a\ntype \xff\n").unwrap_err();
@@ -272,7 +346,7 @@ fn run_recorded(script: &Script, machine: &Recorder) -> Result<(), RunError> {
 fn runner_executes_in_order_and_reports_expect_line() {
     let script = Script::parse(
         "r.keys",
-        "type a\nwait 1s\nexpect > \nkey ret\nexpect nope 1s\ntype b",
+        "type a\nwait 1s\nexpect \"> \"\nkey ret\nexpect nope 1s\ntype b",
     )
     .unwrap();
     let target = Recorder {
@@ -305,7 +379,7 @@ fn expect_consumes_output_in_order() {
         output: b"> a\n> b\n".to_vec(),
         ..Default::default()
     };
-    let script = Script::parse("s", "expect > a\nexpect > \nexpect b\nexpect > a").unwrap();
+    let script = Script::parse("s", "expect > a\nexpect \"> \"\nexpect b\nexpect > a").unwrap();
     let error = run_recorded(&script, &machine).unwrap_err();
     assert!(
         matches!(error, RunError::ExpectTimeout { line: 4, .. }),
@@ -321,5 +395,109 @@ fn a_stopped_machine_ends_the_script() {
     };
     let script = Script::parse("s", "type a\nexpect nope").unwrap();
     let error = run_recorded(&script, &machine).unwrap_err();
-    assert_eq!(error.to_string(), "s:2: the machine stopped");
+    assert_eq!(
+        error.to_string(),
+        "s:1: type \"a\": the machine stopped first"
+    );
+    assert!(machine.log.lock().unwrap().is_empty());
+}
+
+#[test]
+fn stopped_names_each_kind_of_line() {
+    let script = Script::parse(
+        "s",
+        "expect \"done\"\ntype ls\\n\nkey ctrl-c shift-a\npress shift\nrelease shift\nwait 1.5s",
+    )
+    .unwrap();
+    let named: Vec<String> = script.lines.iter().map(|l| describe(&l.command)).collect();
+    assert_eq!(
+        named,
+        [
+            "expect \"done\"",
+            "type \"ls\\n\"",
+            "key ctrl-c shift-a",
+            "press shift",
+            "release shift",
+            "wait 1.5s"
+        ]
+    );
+}
+
+/// A machine that stops once the guest has read `after` settles.
+struct StopsAfter {
+    inner: Recorder,
+    settles: std::sync::atomic::AtomicUsize,
+    after: usize,
+}
+
+impl MachineControl for StopsAfter {
+    fn key_event(&self, key: Key, down: bool) {
+        self.inner.key_event(key, down)
+    }
+    fn wait_input_drained(&self, _: Duration) -> bool {
+        let n = self
+            .settles
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        n < self.after
+    }
+    fn serial_mark(&self) -> usize {
+        0
+    }
+    fn serial_wait_for(&self, f: usize, n: &[u8], t: Duration) -> Result<usize, Vec<u8>> {
+        self.inner.serial_wait_for(f, n, t)
+    }
+    fn pause(&self) {}
+    fn resume(&self) {}
+    fn is_paused(&self) -> bool {
+        false
+    }
+    fn can_reset(&self) -> bool {
+        false
+    }
+    fn reset(&self) {}
+    fn shutdown(&self, _: i32) {}
+    fn is_stopped(&self) -> bool {
+        self.settles.load(std::sync::atomic::Ordering::SeqCst) >= self.after
+    }
+    fn subscribe(&self) -> Receiver<MachineEvent> {
+        std::sync::mpsc::channel().1
+    }
+}
+
+#[test]
+fn a_line_whose_keys_were_all_queued_is_done_when_the_machine_stops() {
+    // The guest stops as it reads the last key (`type exit\n`): finished.
+    let script = Script::parse("s", "type ab").unwrap();
+    let machine = StopsAfter {
+        inner: Recorder::default(),
+        settles: 0.into(),
+        after: 2,
+    };
+    assert_eq!(run(&script, &machine), Ok(()));
+    // Stopping on the first of two characters leaves the line pending, and
+    // a line after the stop is pending too.
+    let machine = StopsAfter {
+        inner: Recorder::default(),
+        settles: 0.into(),
+        after: 1,
+    };
+    let error = run(&script, &machine).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "s:1: type \"ab\": the machine stopped first"
+    );
+    let script = Script::parse("s", "type ab\n\nwait 1s").unwrap();
+    let machine = StopsAfter {
+        inner: Recorder::default(),
+        settles: 0.into(),
+        after: 2,
+    };
+    let start = std::time::Instant::now();
+    let error = run(&script, &machine).unwrap_err();
+    assert!(
+        matches!(error, RunError::Stopped { line: 3, .. }),
+        "{error}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(500));
 }
