@@ -318,6 +318,22 @@ fn exit_3_gives_qemu_status_7() {
     assert_eq!(status.code(), Some(7));
 }
 
+/// `reboot` and Ctrl+Alt+Delete reset the machine through the i8042: QEMU,
+/// run with `-no-reboot` as every test here, ends with status 0 (a reset
+/// request, not the debug-exit port).
+#[test]
+fn reboot_and_ctrl_alt_delete_reset_the_machine() {
+    let mut shell = Shell::boot();
+    shell.command("reboot");
+    shell.expect("reboot");
+    assert_eq!(shell.vm.wait(TIMEOUT).code(), Some(0));
+
+    let mut shell = Shell::boot();
+    shell.qmp.send_key(&["ctrl", "alt", "delete"]);
+    shell.expect("reboot (Ctrl+Alt+Delete)");
+    assert_eq!(shell.vm.wait(TIMEOUT).code(), Some(0));
+}
+
 /// Seconds since the Unix epoch of `YYYY-MM-DDTHH:MM:SSZ` (UTC), or `None`
 /// if `iso` is not exactly that form.
 fn unix_seconds(iso: &str) -> Option<i64> {

@@ -215,6 +215,31 @@ fn longest_command_line_reaches_the_guest_whole() {
     );
 }
 
+/// `reboot` and Ctrl+Alt+Delete reset the machine through the i8042 (0xFE):
+/// the guest boots again each time; with `--no-reboot` the VMM exits with 0.
+#[test]
+fn reboot_and_ctrl_alt_delete_reset_the_machine() {
+    require_kvm();
+    let script = write_temp(
+        "reboot.keys",
+        b"expect \"> \"\ntype reboot\\n\nexpect \"> \"\nkey ctrl-alt-delete\nexpect \"> \"\ntype exit 5\\n\n",
+    );
+    let mut command = vmm();
+    command.arg("--keys").arg(&script).args(["--timeout", "30"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(40));
+    assert_eq!(status, Some(5), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout.matches(boot::BANNER).count(), 3, "{stdout}");
+    assert!(stdout.contains("reboot (Ctrl+Alt+Delete)"), "{stdout}");
+    assert_eq!(stderr.matches("vmm: guest reset").count(), 2, "{stderr}");
+
+    let mut command = vmm();
+    command.args(["--no-reboot", "--timeout", "30", "--cmdline", "run=reboot"]);
+    let (status, stdout, stderr) = run(command, Duration::from_secs(40));
+    assert_eq!(status, Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(stdout.matches(boot::BANNER).count(), 1, "{stdout}");
+    assert!(stderr.contains("not rebooting"), "{stderr}");
+}
+
 #[test]
 fn idle_shell_stops_at_timeout_with_124() {
     require_kvm();

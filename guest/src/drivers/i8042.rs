@@ -29,6 +29,26 @@ pub fn on_interrupt() {
     push_with_interrupts_off(byte);
 }
 
+/// Resets the machine as a PC does: the controller's pulse command (0xFE)
+/// takes the CPU's reset line low. Interrupts go off first (the IRQ1
+/// handler must not read the controller meanwhile); if nothing resets us
+/// (no controller), the CPU halts for good.
+pub fn reset_machine() -> ! {
+    x86_64::instructions::interrupts::disable();
+    let mut c = Controller {
+        status: Port::new(I8042_COMMAND),
+        data: Port::new(I8042_DATA),
+        warnings: 0,
+    };
+    if c.write_command(Command::PulseReset).is_err() {
+        println!("reboot: the keyboard controller does not accept commands");
+    }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
 /// Milliseconds to wait for the controller or keyboard to answer.
 const TIMEOUT_MS: u64 = 50;
 /// The keyboard's self-test after reset may take much longer.

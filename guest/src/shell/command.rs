@@ -31,6 +31,8 @@ pub enum Command<'a> {
     Stats,
     /// `exit [N]`.
     Exit(u8),
+    /// `reboot`: reset the machine through the i8042.
+    Reboot,
     /// A known command with bad arguments: the usage line to print.
     Usage(&'static str),
     /// An unknown command name.
@@ -69,6 +71,8 @@ pub fn parse(line: &str) -> Command<'_> {
         "spin" => parse_ms(args).map_or(Command::Usage("usage: spin MS"), Command::Spin),
         "tasks" => Command::Tasks,
         "stats" => Command::Stats,
+        "reboot" if args.is_empty() => Command::Reboot,
+        "reboot" => Command::Usage("usage: reboot"),
         "exit" => {
             let value = if args.is_empty() {
                 Some(0)
@@ -87,6 +91,13 @@ pub fn parse(line: &str) -> Command<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reboot_takes_no_argument() {
+        assert_eq!(parse("reboot"), Command::Reboot);
+        assert_eq!(parse("  reboot  "), Command::Reboot);
+        assert_eq!(parse("reboot now"), Command::Usage("usage: reboot"));
+    }
 
     #[test]
     fn blank_lines_are_empty() {

@@ -18,7 +18,7 @@ use spin::Mutex;
 use super::command::{parse, Command};
 use super::keys::{Decoder, Key};
 use super::line::LineEditor;
-use crate::drivers::{debug_exit, rtc, serial};
+use crate::drivers::{debug_exit, i8042, rtc, serial};
 use crate::task::executor::{self, Spawner};
 use crate::task::keyboard::ScancodeStream;
 use crate::task::timer;
@@ -87,6 +87,10 @@ pub async fn shell(spawner: Spawner, cmdline: &'static str) {
                 println!("^C");
                 show_prompt();
             }
+            Key::Reboot => {
+                println!("\nreboot (Ctrl+Alt+Delete)");
+                i8042::reset_machine();
+            }
             Key::Enter => {
                 let line = {
                     let mut console = CONSOLE.lock();
@@ -113,6 +117,7 @@ commands:
   tasks           number of live tasks
   stats           interrupt and executor counters
   exit [N]        leave with value N (0-255, default 0) on the debug-exit port
+  reboot          reset the machine (i8042 pulse); so does Ctrl+Alt+Delete
 keys: Backspace erases, Ctrl+C abandons the line; arrows and other keys are ignored";
 
 /// Runs one command line.
@@ -141,6 +146,10 @@ async fn run(line: &str, spawner: Spawner) {
         Command::Tasks => println!("tasks: {}", executor::live_tasks()),
         Command::Stats => print_stats(),
         Command::Exit(value) => debug_exit::exit(value),
+        Command::Reboot => {
+            println!("reboot");
+            i8042::reset_machine();
+        }
         Command::Usage(usage) => println!("{usage}"),
         Command::Unknown(command) => println!("unknown command: {command}"),
     }

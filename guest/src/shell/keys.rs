@@ -16,12 +16,15 @@ pub enum Key {
     Backspace,
     /// Ctrl+C.
     Interrupt,
+    /// Ctrl+Alt+Delete: reset the machine, as on a PC.
+    Reboot,
 }
 
 /// Scancode set 1 bytes -> [`Key`]s (US 104-key layout).
 ///
 /// Keys without a meaning to the shell are ignored: arrows, Home/End,
-/// function keys, Tab, Escape, Delete and Ctrl with anything but C.
+/// function keys, Tab, Escape, Delete (but Ctrl+Alt+Delete) and Ctrl with
+/// anything but C.
 pub struct Decoder {
     keyboard: PS2Keyboard<Us104Key, ScancodeSet1>,
 }
@@ -51,7 +54,12 @@ impl Decoder {
         // Enter and Backspace by key, not by character: with Ctrl held,
         // `pc_keyboard` maps the letters to control characters, so Ctrl+M,
         // Ctrl+J and Ctrl+H would otherwise pass for Enter and Backspace.
-        match (code, self.keyboard.process_keyevent(event)?) {
+        let decoded = self.keyboard.process_keyevent(event)?;
+        let modifiers = self.keyboard.get_modifiers();
+        let ctrl_alt = (modifiers.lctrl || modifiers.rctrl) && (modifiers.lalt || modifiers.ralt);
+        match (code, decoded) {
+            // The keypad's Del (`.` with Num Lock on) counts too, as on a PC.
+            (KeyCode::Delete | KeyCode::NumpadPeriod, _) if ctrl_alt => Some(Key::Reboot),
             (KeyCode::Return | KeyCode::NumpadEnter, _) => Some(Key::Enter),
             (KeyCode::Backspace, _) => Some(Key::Backspace),
             (KeyCode::C, DecodedKey::Unicode('\u{3}')) => Some(Key::Interrupt),
@@ -140,6 +148,9 @@ mod tests {
             0xE0, 0x53, 0xE0, 0xD3, // Delete
         ];
         assert_eq!(decode(&mut d, &ignored), []);
+        // Ctrl+Delete and Alt+Delete alone mean nothing either.
+        assert_eq!(decode(&mut d, &[0x1D, 0xE0, 0x53, 0xE0, 0xD3, 0x9D]), []);
+        assert_eq!(decode(&mut d, &[0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8]), []);
         assert_eq!(decode(&mut d, &[0x1E, 0x9E]), [Char('a')]);
     }
 
@@ -147,5 +158,21 @@ mod tests {
     fn a_stray_ack_is_skipped() {
         let mut d = Decoder::new();
         assert_eq!(decode(&mut d, &[0xFA, 0x1E, 0x9E]), [Char('a')]);
+    }
+
+    #[test]
+    fn ctrl_alt_delete_reboots_with_either_ctrl_and_alt() {
+        let mut d = Decoder::new();
+        // Left Ctrl, left Alt, Delete (E0 53), released in turn.
+        let left = [0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D];
+        assert_eq!(decode(&mut d, &left), [Reboot]);
+        // Right Ctrl (E0 1D), right Alt (E0 38), and the keypad's Delete.
+        let right = [0xE0, 0x1D, 0xE0, 0x38, 0x53, 0xD3, 0xE0, 0xB8, 0xE0, 0x9D];
+        assert_eq!(decode(&mut d, &right), [Reboot]);
+        assert_eq!(
+            decode(&mut d, &[0x2E, 0xAE]),
+            [Char('c')],
+            "modifiers released"
+        );
     }
 }
