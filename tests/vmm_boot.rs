@@ -161,12 +161,7 @@ fn stats_show_kvm_counters_and_vcpu_time() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stderr.contains("s in KVM_RUN,"), "{stderr}");
-    let counter = |name: &str| -> Option<u64> {
-        stderr.lines().find_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some(name)).then(|| words.next()?.parse().ok())?
-        })
-    };
+    let counter = |name: &str| stats_value(&stderr, name);
     let kvm_exits = counter("exits").unwrap_or_else(|| panic!("no KVM exits counter:\n{stderr}"));
     let io = counter("io-in").unwrap_or(0) + counter("io-out").unwrap_or(0);
     assert!(

@@ -86,14 +86,6 @@ fn run_stats(kernel: &PathBuf, timeout_secs: u32) -> (Option<i32>, String, Durat
     (status.code(), vm.stderr.text(), started.elapsed())
 }
 
-/// The value of the `--stats` line whose first word is `name`.
-fn stat(stderr: &str, name: &str) -> Option<u64> {
-    stderr.lines().find_map(|line| {
-        let mut words = line.split_whitespace();
-        (words.next() == Some(name)).then(|| words.next()?.parse().ok())?
-    })
-}
-
 #[test]
 fn every_port_with_every_width_leaves_the_vmm_whole() {
     let elf = kernel("hostile-ports.elf", PORT_SWEEP);
@@ -115,7 +107,8 @@ fn every_port_with_every_width_leaves_the_vmm_whole() {
         "{line}"
     );
     // One exit per access, six accesses per swept port, plus the exit.
-    let io = stat(&stderr, "io-in").unwrap_or(0) + stat(&stderr, "io-out").unwrap_or(0);
+    let io =
+        stats_value(&stderr, "io-in").unwrap_or(0) + stats_value(&stderr, "io-out").unwrap_or(0);
     let swept = 0x10000 - 4 - 7;
     assert_eq!(io, 6 * swept + 1, "{stderr}");
 }
@@ -127,7 +120,7 @@ fn unbacked_memory_everywhere_reads_ones_and_ignores_writes() {
     assert_eq!(status, Some(0x43), "stderr:\n{stderr}");
     // 3968 MiB above RAM, each read and written once: 7936 MMIO exits.
     let unbacked = (4096 - 128) * 2;
-    assert_eq!(stat(&stderr, "mmio"), Some(unbacked), "{stderr}");
+    assert_eq!(stats_value(&stderr, "mmio"), Some(unbacked), "{stderr}");
 }
 
 /// A guest spinning with interrupts off (`cli; jmp $`) never exits to the

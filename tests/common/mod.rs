@@ -279,3 +279,12 @@ pub fn qemu_command(machine: &str, accel: &str, kernel: &Path) -> Command {
         .arg(kernel);
     command
 }
+
+/// The number on the `vmm --stats` line (in `stderr`) whose first word is
+/// `name` (`io-in`, `mmio`, KVM's `exits`, ...).
+pub fn stats_value(stderr: &str, name: &str) -> Option<u64> {
+    stderr.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some(name)).then(|| words.next()?.parse().ok())?
+    })
+}

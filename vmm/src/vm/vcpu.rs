@@ -622,20 +622,11 @@ impl super::complete::GuestAccess for GuestView<'_> {
     }
 
     fn read(&self, address: u64, bytes: &mut [u8]) -> bool {
-        let len = bytes.len();
-        let mut ok = true;
-        let mut pieces = Vec::new();
-        ok &= self.pieces(address, len, |physical, range| {
-            pieces.push((physical, range));
-            true
-        });
-        for (physical, range) in pieces {
-            ok &= self
-                .memory
+        self.pieces(address, bytes.len(), |physical, range| {
+            self.memory
                 .read_slice(&mut bytes[range], vm_memory::GuestAddress(physical))
-                .is_ok();
-        }
-        ok
+                .is_ok()
+        })
     }
 }
 

@@ -270,12 +270,8 @@ impl Platform {
         for (i, byte) in data.iter_mut().enumerate() {
             let port = port.wrapping_add(i as u16);
             let mut value = [0xff];
-            match self.bus.lookup(port) {
-                Some((window, offset)) => {
-                    let window = Window {
-                        delta: window.delta.wrapping_add(offset),
-                        ..window
-                    };
+            match self.locate(port) {
+                Some(window) => {
                     change = change.then(self.read_window(window, port, &mut value));
                 }
                 None => {
@@ -297,12 +293,8 @@ impl Platform {
         let mut change = Change::NONE;
         for (i, &value) in data.iter().enumerate() {
             let port = port.wrapping_add(i as u16);
-            match self.bus.lookup(port) {
-                Some((window, offset)) => {
-                    let window = Window {
-                        delta: window.delta.wrapping_add(offset),
-                        ..window
-                    };
+            match self.locate(port) {
+                Some(window) => {
                     change = change.then(self.write_window(window, port, &[value]));
                 }
                 None => {
@@ -320,11 +312,18 @@ impl Platform {
         if len <= 1 {
             return None;
         }
-        let (window, offset) = self.bus.lookup(port)?;
+        let window = self.locate(port)?;
         let DeviceId::Device(index) = window.device else {
             return None;
         };
-        self.devices[index].device.wide_access().then_some(Window {
+        self.devices[index].device.wide_access().then_some(window)
+    }
+
+    /// The device at `port`, with `delta` the port's offset from the
+    /// device's base (what the device decodes).
+    fn locate(&self, port: u16) -> Option<Window> {
+        let (window, offset) = self.bus.lookup(port)?;
+        Some(Window {
             delta: window.delta.wrapping_add(offset),
             ..window
         })
