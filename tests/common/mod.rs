@@ -4,6 +4,7 @@
 
 pub mod guest;
 pub mod guest_tests;
+pub mod pty;
 pub mod pvh_elf;
 pub mod qmp;
 

@@ -7,7 +7,9 @@ pub mod bus;
 pub mod clock;
 pub mod device;
 pub mod devices;
+pub mod guest;
 pub mod input;
+pub mod record;
 pub mod stdout_sink;
 pub mod vm;
 

@@ -22,17 +22,22 @@
 //! | `keycodes.rs` | QEMU key names, set-2 codes, the US layout |
 //! | `script.rs` | the script grammar, parser and runner |
 //! | `terminal.rs` | raw mode and terminal byte sequences to keys |
+//! | `text.rs` | text (a piped stdin) to keys |
+//! | `record.rs` | `--record`: the terminal's keys as a script |
 //! | `qmp/` | the QMP session, commands, messages and server |
 mod cli;
 pub mod keycodes;
 pub mod machine;
 pub mod qmp;
+pub mod record;
 pub mod script;
 pub mod terminal;
+pub mod text;
 mod worker;
 
 pub use cli::{
-    shutdown_cause, stop_reason, InputArgs, InputError, InputHandle, PreparedInput, ScriptStopped,
+    shutdown_cause, stop_reason, InputArgs, InputError, InputHandle, PreparedInput, ScriptFailure,
+    ScriptStopped,
 };
 pub use machine::MachineControl;
 pub use worker::KeyWorker;
