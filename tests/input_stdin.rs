@@ -15,7 +15,7 @@ use common::*;
 fn piped(input: &[u8], args: &[&str]) -> (Option<i32>, String, String) {
     require_kvm();
     let mut command = Command::new(vmm_binary());
-    command.args(["--timeout", "60"]).args(args);
+    command.args(args);
     let mut vm = Machine::spawn(command);
     let mut stdin = vm.stdin.take().unwrap();
     stdin.write_all(input).unwrap();
@@ -27,7 +27,7 @@ fn piped(input: &[u8], args: &[&str]) -> (Option<i32>, String, String) {
 #[test]
 fn piped_text_is_typed_and_the_guest_runs_on_after_its_end() {
     // The guest's exit status comes from the typed text.
-    let (code, stdout, stderr) = piped(b"echo Piped, \"ok\"!\r\nexit 3\n", &[]);
+    let (code, stdout, stderr) = piped(b"echo Piped, \"ok\"!\r\nexit 3\n", &["--timeout", "60"]);
     assert_eq!(code, Some(3), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("\r\nPiped, \"ok\"!\r\n"), "{stdout}");
     // End of input does not stop the guest: `--timeout` does, later.
@@ -38,7 +38,8 @@ fn piped_text_is_typed_and_the_guest_runs_on_after_its_end() {
 
 #[test]
 fn piped_untypeable_characters_are_skipped_and_named() {
-    let (code, stdout, stderr) = piped("echo h\u{e9}llo\nexit 4\n".as_bytes(), &[]);
+    let (code, stdout, stderr) =
+        piped("echo h\u{e9}llo\nexit 4\n".as_bytes(), &["--timeout", "60"]);
     assert_eq!(code, Some(4), "stderr:\n{stderr}");
     assert!(stdout.contains("\r\nhllo\r\n"), "{stdout}");
     assert!(
@@ -50,7 +51,7 @@ fn piped_untypeable_characters_are_skipped_and_named() {
 #[test]
 fn piped_stdin_is_not_typed_with_other_sources_or_no_interactive() {
     // `--type` is the input; the pipe's `exit 9` is not typed.
-    let (code, _, stderr) = piped(b"exit 9\n", &["--type", "exit 5\\n"]);
+    let (code, _, stderr) = piped(b"exit 9\n", &["--timeout", "60", "--type", "exit 5\\n"]);
     assert_eq!(code, Some(5), "stderr:\n{stderr}");
     let (code, _, stderr) = piped(b"exit 9\n", &["--no-interactive", "--timeout", "2"]);
     assert_eq!(code, Some(shared::status::TIMEOUT), "stderr:\n{stderr}");
