@@ -84,13 +84,14 @@ pub fn parse(line: &str, can_reset: bool) -> HmpCommand {
                 let upto = &line[..line.len() - after.len()];
                 return unknown(upto);
             }
-            no_more(after, "info", HmpCommand::InfoStatus)
+            let typed = &line[..line.len() - after.len()];
+            no_more(after, "status", typed, HmpCommand::InfoStatus)
         }
         "sendkey" => sendkey(rest),
-        "cont" => no_more(rest, command, HmpCommand::Cont),
-        "quit" => no_more(rest, command, HmpCommand::Quit),
-        "stop" => no_more(rest, command, HmpCommand::Stop),
-        "system_reset" => no_more(rest, command, HmpCommand::SystemReset),
+        "cont" => no_more(rest, "cont|c", name, HmpCommand::Cont),
+        "quit" => no_more(rest, "quit|q", name, HmpCommand::Quit),
+        "stop" => no_more(rest, "stop|s", name, HmpCommand::Stop),
+        "system_reset" => no_more(rest, command, name, HmpCommand::SystemReset),
         // `help [CMD]`: every command, or the one named.
         _ => {
             let (wanted, _) = split_word(rest);
@@ -120,13 +121,15 @@ fn split_word(text: &str) -> (&str, &str) {
 }
 
 /// The command, unless arguments follow it.
-fn no_more(rest: &str, name: &str, command: HmpCommand) -> HmpCommand {
+/// QEMU names the command by its table entry (`stop|s`) and suggests help
+/// for what was typed (`s`).
+fn no_more(rest: &str, names: &str, typed: &str, command: HmpCommand) -> HmpCommand {
     if rest.trim().is_empty() {
         command
     } else {
         HmpCommand::Print(format!(
-            "{name}: extraneous characters at the end of line\n{}",
-            try_help(name)
+            "{names}: extraneous characters at the end of line\n{}",
+            try_help(typed)
         ))
     }
 }
@@ -156,13 +159,14 @@ fn sendkey(rest: &str) -> HmpCommand {
     } else {
         let (number, tail) = split_number(after);
         let Some(ms) = number else {
+            let bad = after.chars().next().unwrap_or(' ');
             return HmpCommand::Print(format!(
-                "invalid char in expression\n{}",
+                "invalid char '{bad}' in expression\n{}",
                 try_help("sendkey")
             ));
         };
         if !tail.trim().is_empty() {
-            return no_more(tail, "sendkey", HmpCommand::Print(String::new()));
+            return no_more(tail, "sendkey", "sendkey", HmpCommand::Print(String::new()));
         }
         match Duration::from_millis(ms) {
             hold if hold <= MAX_HOLD_TIME => hold,

@@ -65,7 +65,7 @@ fn sendkey_errors_as_qemu_prints_them() {
     );
     assert_eq!(
         parse("sendkey a b", true),
-        print("invalid char in expression\nTry \"help sendkey\" for more information\n")
+        print("invalid char 'b' in expression\nTry \"help sendkey\" for more information\n")
     );
     assert_eq!(
         parse("sendkey a-a", true),
@@ -89,7 +89,15 @@ fn commands_aliases_and_extra_words() {
     assert_eq!(parse("system_reset", true), HmpCommand::SystemReset);
     assert_eq!(
         parse("stop now", true),
-        print("stop: extraneous characters at the end of line\nTry \"help stop\" for more information\n")
+        print("stop|s: extraneous characters at the end of line\nTry \"help stop\" for more information\n")
+    );
+    assert_eq!(
+        parse("s now", true),
+        print("stop|s: extraneous characters at the end of line\nTry \"help s\" for more information\n")
+    );
+    assert_eq!(
+        parse("info status x", true),
+        print("status: extraneous characters at the end of line\nTry \"help info status\" for more information\n")
     );
     assert_eq!(parse("", true), print(""));
     assert_eq!(parse("   ", true), print(""));
