@@ -523,3 +523,6 @@ pub fn shutdown_cause(reason: &ExitReason) -> (bool, &'static str) {
         _ => (false, "host-error"),
     }
 }
+
+#[cfg(test)]
+mod tests;
