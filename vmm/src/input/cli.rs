@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::machine::MachineControl;
 use super::qmp::{self, EventSink, QmpAddress, QmpServer};
-use super::record::Recording;
+use super::recording::Recording;
 use super::script::{self, Script};
 use super::terminal;
 use super::text::{TextDecoder, Typed};
