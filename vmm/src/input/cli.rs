@@ -1,6 +1,6 @@
 //! The input sources' command-line options (`--keys`, `--type`, `--qmp`,
-//! `--interactive`, `--record`; a piped stdin), their preparation before the guest boots and their
-//! threads once it runs.
+//! `--interactive`, `--record`; a piped stdin), their preparation before
+//! the guest boots and their threads once it runs.
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
