@@ -27,6 +27,7 @@ impl Guest {
             cmdline: String::new(),
             memory_mib: 128,
             serial_to_stdout: false,
+            serial_sink: None,
             no_reboot: false,
         };
         let vm = Vm::new(&config).expect("build the VM");

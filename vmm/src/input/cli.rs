@@ -12,6 +12,7 @@ use super::qmp::{self, EventSink, QmpAddress, QmpServer};
 use super::script::{self, Script};
 use super::terminal;
 use super::worker::KeyWorker;
+use super::ConsoleInput;
 use crate::vm::{ExitReason, HostStop, VmExit};
 
 /// Command-line options of the input sources (flattened into the VMM's CLI).
@@ -42,6 +43,13 @@ pub struct InputArgs {
     /// Do not read keys from the terminal.
     #[arg(long, overrides_with = "interactive")]
     pub no_interactive: bool,
+
+    /// Where the interactive terminal and `type`/`key` lines go: the PS/2
+    /// keyboard, or COM1's receiver as a serial terminal's bytes (Enter is
+    /// CR, Backspace DEL, Ctrl+C 0x03). QMP `send-key` always uses the
+    /// keyboard.
+    #[arg(long, value_enum, value_name = "WHERE", default_value_t = ConsoleInput::Keyboard)]
+    pub console_input: ConsoleInput,
 }
 
 /// Why the input sources cannot start.
@@ -75,6 +83,7 @@ pub struct PreparedInput {
     script: Option<Script>,
     qmp: Option<QmpServer>,
     interactive: bool,
+    console: ConsoleInput,
 }
 
 impl InputArgs {
@@ -104,6 +113,11 @@ impl InputArgs {
                 None => script = Some(line),
             }
         }
+        if self.console_input == ConsoleInput::Serial {
+            if let Some(script) = &script {
+                script.check_serial().map_err(InputError::Script)?;
+            }
+        }
         let stdin_is_script = self.keys.as_ref().is_some_and(|p| p.as_os_str() == "-");
         let stdin_tty = terminal::is_terminal(0);
         let interactive = if self.interactive {
@@ -125,6 +139,7 @@ impl InputArgs {
             script,
             qmp,
             interactive,
+            console: self.console_input,
         })
     }
 }
@@ -134,6 +149,14 @@ impl PreparedInput {
     /// not read stdin itself).
     pub fn interactive(&self) -> bool {
         self.interactive
+    }
+
+    /// Where typed text goes (`--console-input`): a source of host text
+    /// (piped stdin, ...) sends it to COM1 with
+    /// [`super::serial_text::send_text`] when this is
+    /// [`ConsoleInput::Serial`], to the keyboard otherwise.
+    pub fn console_input(&self) -> ConsoleInput {
+        self.console
     }
 
     /// Starts the sources on their threads. Raw mode starts here. Call
@@ -150,27 +173,48 @@ impl PreparedInput {
             raw = Some(terminal);
             let worker = worker.clone();
             let machine = machine.clone();
-            spawn("input-terminal", move || {
-                let result = terminal::read_events(fd, |event| match event {
-                    terminal::TermEvent::Keys(keys) => {
-                        worker.combo(keys, Duration::ZERO);
-                        true
+            if self.console == ConsoleInput::Serial {
+                spawn("input-terminal", move || {
+                    let result = terminal::read_raw(fd, |event| match event {
+                        terminal::RawEvent::Bytes(bytes) => machine.serial_input(&bytes),
+                        terminal::RawEvent::Help => {
+                            eprint!("{}", terminal::ESCAPE_HELP);
+                            true
+                        }
+                        terminal::RawEvent::Quit => {
+                            terminal::restore();
+                            eprintln!("\nvmm: terminated by Ctrl+A X");
+                            machine.shutdown_by(0, HostStop::Terminal);
+                            false
+                        }
+                    });
+                    if let Err(e) = result {
+                        log::warn!("terminal input stopped: {e}");
                     }
-                    terminal::TermEvent::Help => {
-                        eprint!("{}", terminal::ESCAPE_HELP);
-                        true
+                })?;
+            } else {
+                spawn("input-terminal", move || {
+                    let result = terminal::read_events(fd, |event| match event {
+                        terminal::TermEvent::Keys(keys) => {
+                            worker.combo(keys, Duration::ZERO);
+                            true
+                        }
+                        terminal::TermEvent::Help => {
+                            eprint!("{}", terminal::ESCAPE_HELP);
+                            true
+                        }
+                        terminal::TermEvent::Quit => {
+                            terminal::restore();
+                            eprintln!("\nvmm: terminated by Ctrl+A X");
+                            machine.shutdown_by(0, HostStop::Terminal);
+                            false
+                        }
+                    });
+                    if let Err(e) = result {
+                        log::warn!("terminal input stopped: {e}");
                     }
-                    terminal::TermEvent::Quit => {
-                        terminal::restore();
-                        eprintln!("\nvmm: terminated by Ctrl+A X");
-                        machine.shutdown_by(0, HostStop::Terminal);
-                        false
-                    }
-                });
-                if let Err(e) = result {
-                    log::warn!("terminal input stopped: {e}");
-                }
-            })?;
+                })?;
+            }
         }
         let mut qmp = None;
         if let Some(server) = self.qmp {
@@ -191,8 +235,9 @@ impl PreparedInput {
         let mut script_thread = None;
         if let Some(script) = self.script {
             let machine = machine.clone();
+            let console = self.console;
             script_thread = Some(spawn_with("input-script", move || {
-                let result = script::run(&script, &*machine);
+                let result = script::run_on(&script, &*machine, console);
                 match &result {
                     Ok(()) => log::debug!("script {} finished", script.source),
                     Err(error @ script::RunError::ExpectTimeout { .. }) => {

@@ -22,12 +22,14 @@
 //! | `keycodes.rs` | QEMU key names, set-2 codes, the US layout |
 //! | `script.rs` | the script grammar, parser and runner |
 //! | `terminal.rs` | raw mode and terminal byte sequences to keys |
+//! | `serial_text.rs` | text and keys as a serial terminal sends them (`--console-input serial`) |
 //! | `qmp/` | the QMP session, commands, messages and server |
 mod cli;
 pub mod keycodes;
 pub mod machine;
 pub mod qmp;
 pub mod script;
+pub mod serial_text;
 pub mod terminal;
 mod worker;
 
@@ -35,4 +37,15 @@ pub use cli::{
     shutdown_cause, stop_reason, InputArgs, InputError, InputHandle, PreparedInput, ScriptStopped,
 };
 pub use machine::MachineControl;
+
+/// Where typed text goes: the guest's PS/2 keyboard, or its serial console
+/// (COM1's receiver) as bytes from a terminal (`--console-input`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsoleInput {
+    /// The i8042's PS/2 keyboard (key events, US layout).
+    #[default]
+    Keyboard,
+    /// COM1's receiver (bytes, as a serial terminal sends them).
+    Serial,
+}
 pub use worker::KeyWorker;
