@@ -444,10 +444,8 @@ impl Com1 {
         }
         if value & fcr::CLEAR_RX != 0 {
             // What the guest had not read yet goes back to the host queue:
-            // a cleared FIFO must not lose host input.
-            for byte in self.rx_fifo.drain(..).rev() {
-                self.host.push_front(byte);
-            }
+            // a cleared receiver must not lose host input.
+            self.return_unread();
             self.timeout_at = None;
             self.timeout_ipending = false;
             self.lsr &= !(lsr::DR | lsr::BI);
@@ -489,15 +487,26 @@ impl Com1 {
     /// where it went. Host input is kept, the bytes the guest had not read
     /// from the FIFO included, so a reset loses nothing typed.
     pub fn reset(&mut self) {
-        let unread: Vec<u8> = self.rx_fifo.drain(..).collect();
-        if self.fcr & fcr::ENABLE == 0 && self.lsr & lsr::DR != 0 {
-            self.host.push_front(self.rbr);
+        self.return_unread();
+        self.power_on();
+        self.feed();
+    }
+
+    /// Puts the received bytes the guest has not read (the FIFO, or RBR
+    /// without it; none in loopback, which are the guest's own) back in
+    /// front of the host queue.
+    fn return_unread(&mut self) {
+        let mut unread: Vec<u8> = self.rx_fifo.drain(..).collect();
+        if !self.fifo_enabled() && self.lsr & lsr::DR != 0 {
+            unread.push(self.rbr);
+        }
+        self.lsr &= !lsr::DR;
+        if self.loopback() {
+            return;
         }
         for byte in unread.into_iter().rev() {
             self.host.push_front(byte);
         }
-        self.power_on();
-        self.feed();
     }
 }
 

@@ -299,6 +299,20 @@ fn clearing_the_rx_fifo_or_resetting_loses_no_host_input() {
     assert_eq!(uart.pending_input(), 0);
 }
 
+/// Host bytes that arrived before the driver enabled the FIFO (one waits in
+/// RBR) are not lost when it enables and clears it.
+#[test]
+fn enabling_the_fifo_keeps_the_byte_waiting_in_rbr() {
+    let (mut uart, _, _) = uart();
+    let _ = uart.host_input(b"xy");
+    let _ = uart.write(reg::IIR_FCR, fcr::ENABLE | fcr::CLEAR_RX | fcr::CLEAR_TX);
+    assert_eq!(uart.pending_input(), 2);
+    assert_eq!(
+        (rd(&mut uart, reg::DATA), rd(&mut uart, reg::DATA)),
+        (b'x', b'y')
+    );
+}
+
 #[test]
 fn reading_an_empty_receiver_gives_zero_and_consumes_nothing() {
     let (mut uart, _, _) = uart();
