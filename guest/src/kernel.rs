@@ -15,7 +15,7 @@ use crate::heap;
 use crate::ktest;
 use crate::shell::console;
 use crate::task::executor::{self, Executor, Spawner};
-use crate::task::{self, keyboard, timer};
+use crate::task::timer;
 use crate::time;
 
 static mut BOOT_INFO: BootInfo = BootInfo::empty();
@@ -116,8 +116,6 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     );
 
     executor::init();
-    keyboard::init_queue();
-    task::serial::init_queue();
     start_clock();
     // Before the PICs: their initialisation forgets any IRQ1 edge the
     // controller's set-up raised (see `i8042::init_controller`).

@@ -7,7 +7,7 @@ use shared::ports::{I8042_COMMAND, I8042_DATA};
 use shared::ps2::{self, reply};
 use x86_64::instructions::port::Port;
 
-use crate::task::keyboard::{init_queue, push_with_interrupts_off};
+use crate::task::keyboard::push_with_interrupts_off;
 use crate::{stats, time};
 
 /// IRQ1: one byte from the controller into the queue.
@@ -166,7 +166,6 @@ impl Controller {
 /// checking the status first. Returns the controller if the keyboard is
 /// usable; [`Ready::enable_interrupt`] finishes the job.
 pub fn init_controller() -> Option<Ready> {
-    init_queue();
     let mut c = Controller {
         status: Port::new(I8042_COMMAND),
         data: Port::new(I8042_DATA),

@@ -14,16 +14,6 @@ pub use super::byte_queue::QUEUE_CAPACITY;
 
 static QUEUE: ByteQueue = ByteQueue::new(&stats::SCANCODES_DROPPED);
 
-/// Creates the scancode queue. Call before IRQ1 is unmasked.
-pub fn init_queue() {
-    QUEUE.init();
-}
-
-/// Whether the ring under the scancode queue is full (for tests: it never is).
-pub fn ring_is_full() -> bool {
-    QUEUE.ring_is_full()
-}
-
 /// Queues a scancode for the stream as IRQ1 does (for tests).
 pub fn push_scancode(byte: u8) {
     x86_64::instructions::interrupts::without_interrupts(|| push_with_interrupts_off(byte));

@@ -12,11 +12,6 @@ use crate::stats;
 
 static QUEUE: ByteQueue = ByteQueue::new(&stats::SERIAL_RX_DROPPED);
 
-/// Creates the queue. Call before IRQ4 is unmasked.
-pub fn init_queue() {
-    QUEUE.init();
-}
-
 /// Queues a received byte; interrupts must be off (see
 /// [`ByteQueue::push_with_interrupts_off`]).
 pub fn push_with_interrupts_off(byte: u8) {
