@@ -29,7 +29,7 @@ Exit statuses:
        19 CPU exception, 20 boot failure (e.g. too little --memory)
   0    also: --no-reboot and the guest asked for a reset; Ctrl+A X; QMP quit
   1    setup error: no KVM, unreadable or bad kernel, bad script, bad --memory,
-       --timeout or --qmp value
+       --timeout or --qmp value, a --serial file or socket that cannot be opened
   2    command-line usage error (unknown flag, missing or malformed value)
   124  --timeout fired
   125  the guest crashed (triple fault, KVM internal error, failed entry)
