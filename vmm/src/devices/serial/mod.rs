@@ -32,7 +32,7 @@
 //! is a level on its pin (IRQ4 in the port map); like QEMU it is not gated by
 //! MCR.OUT2.
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use shared::uart::{fcr, ier, iir, lcr, lsr, mcr, reg, BAUD_BASE, FIFO_SIZE};
@@ -541,19 +541,6 @@ impl PortDevice for Com1 {
 
     fn on_deadline(&mut self) -> Change {
         self.on_timeout()
-    }
-}
-
-/// Discards everything: a UART whose output nobody wants.
-pub struct Discard;
-
-impl Write for Discard {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 

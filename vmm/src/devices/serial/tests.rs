@@ -1,4 +1,5 @@
 //! The UART against the PC16550D datasheet and QEMU's `hw/char/serial.c`.
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
