@@ -27,7 +27,7 @@ use alloc::collections::BTreeMap;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::task::{Context, RawWaker, RawWakerVTable, Waker};
 
 use crossbeam_queue::ArrayQueue;
@@ -47,6 +47,10 @@ static SLOTS: Slots<MAX_TASKS> = Slots::new();
 static READY: Once<ArrayQueue<TaskId>> = Once::new();
 /// Tasks spawned but not yet moved into the executor's map.
 static SPAWNED: Mutex<alloc::vec::Vec<Task>> = Mutex::new(alloc::vec::Vec::new());
+/// `SPAWNED` may hold tasks: set after a push, cleared before the executor
+/// takes them, so the run loop takes the lock only when there is something
+/// (every instruction counts under an emulating hypervisor).
+static SPAWN_PENDING: AtomicBool = AtomicBool::new(false);
 static LIVE_TASKS: AtomicUsize = AtomicUsize::new(0);
 
 fn ready_queue() -> &'static ArrayQueue<TaskId> {
@@ -121,6 +125,7 @@ impl Spawner {
             future,
             waker: waker(id),
         });
+        SPAWN_PENDING.store(true, Ordering::Release);
         enqueue(id);
         Ok(id)
     }
@@ -174,6 +179,9 @@ impl Executor {
     }
 
     fn adopt_spawned(&mut self) {
+        if !SPAWN_PENDING.swap(false, Ordering::Acquire) {
+            return;
+        }
         let spawned = core::mem::take(&mut *SPAWNED.lock());
         for task in spawned {
             self.tasks.insert(task.id, task);
@@ -185,7 +193,7 @@ impl Executor {
         while let Some(id) = queue.pop() {
             // Cleared before the poll: a wake from now on queues the task again.
             SLOTS.clear_queued(id);
-            if !self.tasks.contains_key(&id) {
+            if SPAWN_PENDING.load(Ordering::Acquire) {
                 self.adopt_spawned();
             }
             let Some(task) = self.tasks.get_mut(&id) else {
