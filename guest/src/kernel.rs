@@ -14,7 +14,7 @@ use crate::drivers::{debug_exit, i8042, pic, pit, serial};
 use crate::heap;
 use crate::ktest;
 use crate::shell::console;
-use crate::task::executor::{self, Executor, Spawner};
+use crate::task::executor::{Executor, Spawner};
 use crate::task::timer;
 use crate::time;
 
@@ -115,7 +115,6 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         heap_start
     );
 
-    executor::init();
     start_clock();
     // Before the PICs: their initialisation forgets any IRQ1 edge the
     // controller's set-up raised (see `i8042::init_controller`).

@@ -6,51 +6,34 @@
 //! consumer through an `AtomicWaker`. A full ring drops the byte and counts
 //! it; nothing panics, allocates or blocks in the handler.
 
-use core::cell::UnsafeCell;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 
 use futures_util::stream::Stream;
 use futures_util::task::AtomicWaker;
 
+use super::ring::Ring;
 use crate::stats::Counter;
 
 /// Bytes a queue holds: enough for everything typed during a long `spin`
 /// (each key is 2 scancodes, 4 with Shift).
 pub const QUEUE_CAPACITY: usize = 4096;
 
-/// One interrupt handler's byte queue: a single-producer single-consumer
-/// ring in static memory (`.bss`, zeroed at boot: no allocation, no
-/// initialisation loop), the producer the interrupt handler (interrupts
-/// off), the consumer the one [`ByteStream`].
-///
-/// The producer writes slot `tail` and then publishes `tail + 1`; the
-/// consumer reads slot `head` and then publishes `head + 1`. The producer
-/// never writes a slot the consumer has not released (`tail - head <
-/// capacity`), so an interrupt in the middle of a pop is harmless.
+/// One interrupt handler's byte queue: a [`Ring`] whose producer is the
+/// handler (interrupts off) and whose consumer is the one [`ByteStream`].
 pub struct ByteQueue {
-    ring: UnsafeCell<[u8; QUEUE_CAPACITY]>,
-    /// Next slot to read (only the consumer stores it).
-    head: AtomicUsize,
-    /// Next slot to write (only the producer stores it).
-    tail: AtomicUsize,
+    ring: Ring<u8, QUEUE_CAPACITY>,
     waker: AtomicWaker,
     taken: AtomicBool,
     dropped: &'static Counter,
 }
 
-// SAFETY: the ring's slots are shared by one producer and one consumer that
-// hand them over through `head` and `tail` (Acquire/Release), see above.
-unsafe impl Sync for ByteQueue {}
-
 impl ByteQueue {
     /// An empty queue counting dropped bytes in `dropped`.
     pub const fn new(dropped: &'static Counter) -> Self {
         Self {
-            ring: UnsafeCell::new([0; QUEUE_CAPACITY]),
-            head: AtomicUsize::new(0),
-            tail: AtomicUsize::new(0),
+            ring: Ring::new(),
             waker: AtomicWaker::new(),
             taken: AtomicBool::new(false),
             dropped,
@@ -61,29 +44,15 @@ impl ByteQueue {
     /// producer's side: interrupts must be off (the handler, or a test
     /// standing in for it), so there is one producer at a time.
     pub fn push_with_interrupts_off(&self, byte: u8) {
-        let tail = self.tail.load(Ordering::Relaxed);
-        if tail.wrapping_sub(self.head.load(Ordering::Acquire)) >= QUEUE_CAPACITY {
+        if self.ring.push(byte).is_err() {
             self.dropped.inc();
-        } else {
-            // SAFETY: slot `tail` is free (see the type's documentation) and
-            // only this producer writes slots.
-            unsafe { (*self.ring.get())[tail % QUEUE_CAPACITY] = byte };
-            self.tail.store(tail.wrapping_add(1), Ordering::Release);
         }
         self.waker.wake();
     }
 
     /// The consumer's side: the next byte, if any.
     fn pop(&self) -> Option<u8> {
-        let head = self.head.load(Ordering::Relaxed);
-        if head == self.tail.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: slot `head` was published by the producer (Acquire above)
-        // and is not written again until `head` moves past it.
-        let byte = unsafe { (*self.ring.get())[head % QUEUE_CAPACITY] };
-        self.head.store(head.wrapping_add(1), Ordering::Release);
-        Some(byte)
+        self.ring.pop()
     }
 
     /// The consumer side, or `None` if another consumer holds it.

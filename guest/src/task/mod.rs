@@ -7,6 +7,7 @@ pub mod byte_queue;
 pub mod executor;
 #[cfg(target_os = "none")]
 pub mod keyboard;
+pub mod ring;
 #[cfg(target_os = "none")]
 pub mod serial;
 pub mod slots;
