@@ -3,7 +3,8 @@
 //!
 //! Every source drives the machine through one trait,
 //! [`MachineControl`]: key events for the i8042's PS/2 keyboard (see
-//! [`keycodes`]), the serial output, pause/resume/reset/shutdown and the
+//! [`keycodes`]), bytes for COM1's receiver (`--console-input serial`, see
+//! [`serial_text`]), the serial output, pause/resume/reset/shutdown and the
 //! machine's events. Keys are paced by the guest: after each character or
 //! combination a source waits until the guest has read every queued keyboard
 //! byte ([`MachineControl::wait_input_drained`]), so keys go as fast as the
