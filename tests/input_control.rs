@@ -176,11 +176,19 @@ fn same_termios(a: &libc::termios, b: &libc::termios) -> bool {
 
 /// The VMM on a pseudo-terminal (interactive by default).
 fn interactive_vmm() -> (std::process::Child, File, Output, OwnedFd, libc::termios) {
+    interactive_vmm_with(&[])
+}
+
+/// [`interactive_vmm`] with extra arguments.
+fn interactive_vmm_with(
+    args: &[&str],
+) -> (std::process::Child, File, Output, OwnedFd, libc::termios) {
     require_kvm();
     let (master, slave) = openpty();
     let before = termios(&slave);
     let child = Command::new(vmm_binary())
         .args(["--timeout", "60"])
+        .args(args)
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::from(slave.try_clone().unwrap()))
         .stderr(Stdio::from(slave.try_clone().unwrap()))
@@ -231,6 +239,31 @@ fn interactive_terminal_types_and_quits_with_ctrl_a_x() {
         same_termios(&before, &termios(&slave)),
         "terminal restored after Ctrl+A X"
     );
+}
+
+/// With `--console-input serial` the terminal is the guest's serial
+/// console: its bytes reach COM1 as typed (the guest's keyboard sees none),
+/// and Ctrl+A X still quits.
+#[test]
+fn interactive_terminal_as_the_serial_console() {
+    let (mut child, mut tty, output, _slave, _before) =
+        interactive_vmm_with(&["--console-input", "serial"]);
+    output.expect(shared::boot::PROMPT, Duration::from_secs(20));
+    // An arrow (an escape sequence, ignored by the shell), DEL, CR.
+    tty.write_all(b"echo Serial, ok!\x1b[Dx\x7f\r").unwrap();
+    output.expect("\nSerial, ok!\r", Duration::from_secs(10));
+    // Ctrl+A Ctrl+A sends one 0x01 (ignored by the shell), ETX is Ctrl+C.
+    tty.write_all(b"echo gone\x01\x01\x03").unwrap();
+    output.expect("^C", Duration::from_secs(10));
+    tty.write_all(b"stats\r").unwrap();
+    output.expect("serial_overruns: 0", Duration::from_secs(10));
+    let text = output.text();
+    assert!(text.contains("scancodes: 0\r"), "{text}");
+    // "echo Serial, ok!" ESC [ D x DEL CR, "echo gone" 0x01 ETX, "stats" CR.
+    assert!(text.contains("serial_rx: 39\r"), "{text}");
+    tty.write_all(b"\x01x").unwrap();
+    let status = wait_child(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
 }
 
 /// SIGTERM while interactive: the terminal is restored too.

@@ -1,8 +1,10 @@
 //! The boot sequence (`kernel_main`): serial console, PVH start info
 //! (validated and copied), GDT/TSS and IDT, guard pages, heap from the
-//! memory map, PIC, the clock (TSC), PIT one-shot mode, interrupts on, i8042 keyboard, then either an
-//! in-guest test (`test=NAME` on the command line, see `ktest`) or the shell
-//! (which first runs the command line's `run=` lines).
+//! memory map, the clock (TSC), the i8042 keyboard (set up by polling),
+//! PIC, PIT one-shot mode, COM1's receiver on IRQ4, the keyboard's IRQ1,
+//! interrupts on, then either an in-guest test (`test=NAME` on the command
+//! line, see `ktest`) or the shell (which first runs the command line's
+//! `run=` lines).
 
 use shared::exit;
 
@@ -12,8 +14,8 @@ use crate::drivers::{debug_exit, i8042, pic, pit, serial};
 use crate::heap;
 use crate::ktest;
 use crate::shell::console;
-use crate::task::executor::{self, Executor, Spawner};
-use crate::task::{keyboard, timer};
+use crate::task::executor::{Executor, Spawner};
+use crate::task::timer;
 use crate::time;
 
 static mut BOOT_INFO: BootInfo = BootInfo::empty();
@@ -113,17 +115,20 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         heap_start
     );
 
-    executor::init();
-    keyboard::init_queue();
-    pic::init();
     start_clock();
+    // Before the PICs: their initialisation forgets any IRQ1 edge the
+    // controller's set-up raised (see `i8042::init_controller`).
+    let keyboard = i8042::init_controller();
+    pic::init();
     pit::init();
     pic::unmask(shared::irq::TIMER);
-    x86_64::instructions::interrupts::enable();
-    let keyboard = i8042::init_controller();
-    if keyboard {
+    pic::unmask(shared::irq::COM1);
+    serial::start_input();
+    if let Some(keyboard) = keyboard {
         pic::unmask(shared::irq::KEYBOARD);
+        keyboard.enable_interrupt();
     }
+    x86_64::instructions::interrupts::enable();
 
     if let Some(name) = boot_info.param(shared::boot::TEST_PARAM) {
         ktest::run(name, boot_info);

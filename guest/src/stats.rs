@@ -36,7 +36,15 @@ pub static KEYBOARD_IRQS: Counter = Counter::new();
 pub static SCANCODES: Counter = Counter::new();
 /// Scancodes lost because the scancode queue was full.
 pub static SCANCODES_DROPPED: Counter = Counter::new();
-/// Spurious IRQ7/IRQ15 (no bit in the PIC's in-service register).
+/// IRQ4 (COM1) handler invocations.
+pub static SERIAL_IRQS: Counter = Counter::new();
+/// Bytes read from COM1's receiver (including dropped ones).
+pub static SERIAL_RX: Counter = Counter::new();
+/// Received bytes lost because the serial queue was full.
+pub static SERIAL_RX_DROPPED: Counter = Counter::new();
+/// Receiver overruns COM1 reported (LSR.OE: bytes lost in the UART).
+pub static SERIAL_OVERRUNS: Counter = Counter::new();
+/// IRQ7/IRQ15 taken (lines we keep masked: spurious, see `drivers::pic`).
 pub static SPURIOUS_IRQS: Counter = Counter::new();
 /// Interrupts on lines we keep masked (should stay 0).
 pub static UNEXPECTED_IRQS: Counter = Counter::new();

@@ -7,7 +7,7 @@
 //!
 //! Modules: [`ports`], [`irq`], [`time`], [`exit`], [`boot`], [`status`]
 //! below; [`pvh`] (boot structures), [`pit`] (8254), [`i8042`] (keyboard
-//! controller), [`ps2`] (keyboard), [`rtc`] (MC146818).
+//! controller), [`ps2`] (keyboard), [`rtc`] (MC146818), [`uart`] (16550A).
 #![no_std]
 
 pub mod i8042;
@@ -15,6 +15,7 @@ pub mod pit;
 pub mod ps2;
 pub mod pvh;
 pub mod rtc;
+pub mod uart;
 
 /// Legacy PC I/O ports.
 pub mod ports {

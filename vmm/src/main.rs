@@ -28,7 +28,7 @@ Exit statuses:
        19 CPU exception, 20 boot failure (e.g. too little --memory)
   0    also: --no-reboot and the guest asked for a reset; Ctrl+A X; QMP quit
   1    setup error: no KVM, unreadable or bad kernel, bad script, bad --memory,
-       --timeout or --qmp value
+       --timeout or --qmp value, a --serial file or socket that cannot be opened
   2    command-line usage error (unknown flag, missing or malformed value)
   124  --timeout fired
   125  the guest crashed (triple fault, KVM internal error, failed entry)
@@ -82,6 +82,16 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     export_guest: Option<PathBuf>,
 
+    /// Where COM1 is connected: stdio (stdout), file:PATH (output to a
+    /// file), unix:PATH (a socket the VMM listens on, both directions, as
+    /// QEMU's -serial unix:PATH,server=on,wait=off) or none.
+    #[arg(
+        long,
+        value_name = "stdio|file:PATH|unix:PATH|none",
+        default_value = "stdio"
+    )]
+    serial: vmm::serial_backend::SerialBackend,
+
     /// Keyboard input: --keys, --type, --qmp, --interactive.
     #[command(flatten)]
     input: vmm::input::InputArgs,
@@ -110,6 +120,9 @@ enum Error {
     /// not the argument parser's).
     #[error("--memory: {0} is out of range, not in {min}..={max} MiB", min = memory::MIN_MIB, max = memory::MAX_MIB)]
     Memory(i64),
+    /// `--serial` could not be opened.
+    #[error(transparent)]
+    Serial(#[from] vmm::serial_backend::OpenError),
     /// The input sources could not be set up or started.
     #[error(transparent)]
     Input(#[from] vmm::input::InputError),
@@ -197,11 +210,14 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
         .kernel
         .as_ref()
         .map_or("the embedded guest".into(), |p| p.display().to_string());
+    let serial = cli.serial.open()?;
+    let serial_sink = serial.sink.clone();
     let config = VmConfig {
         kernel,
         cmdline: cli.cmdline.clone(),
         memory_mib,
-        serial_to_stdout: true,
+        serial_to_stdout: serial.to_stdout,
+        serial_sink: serial_sink.clone(),
         no_reboot: cli.no_reboot,
     };
     let vm = Vm::new(&config).map_err(|error| match error {
@@ -227,7 +243,10 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
             .map_err(|error| Error::Spawn("timeout", error))?;
     }
 
-    let input = input.start(std::sync::Arc::new(handle.clone()))?;
+    let machine: std::sync::Arc<dyn vmm::input::MachineControl> =
+        std::sync::Arc::new(handle.clone());
+    let serial_socket = serial.start(machine.clone())?;
+    let input = input.start(machine)?;
 
     // Resets are reported on stderr as they happen. The thread ends with the
     // machine's last event, published when `run` returns; joining it then
@@ -262,6 +281,18 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
                 sink.pending()
             );
         }
+    }
+    // The same for `--serial file:`/`unix:` output.
+    if let Some(sink) = &serial_sink {
+        if !sink.flush(StdoutSink::EXIT_GRACE) {
+            log::debug!(
+                "--serial: {} bytes of COM1 output not written",
+                sink.pending()
+            );
+        }
+    }
+    if let Some(path) = &serial_socket {
+        vmm::serial_backend::remove_socket(path);
     }
     let failure = input.vm_stopped(&report.exit);
     match &report.exit.reason {

@@ -54,6 +54,14 @@ pub struct StdoutSink {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for StdoutSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdoutSink")
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     state: Mutex<State>,
     /// Wakes the writer: bytes were queued.

@@ -3,10 +3,11 @@
 //!
 //! The PVH ABI starts us in 32-bit protected mode with paging off, flat
 //! segments, `EBX` = physical address of `hvm_start_info` and an undefined
-//! `ESP`. We zero `.bss` (a loader copies only file bytes, and memory is not
-//! fresh after a reset), identity-map the first 4 GiB with 2 MiB pages, enable
-//! long mode and far-return into 64-bit code, which calls
-//! [`crate::kernel::kernel_main`] with the start-info address.
+//! `ESP`. The identity map of the first 4 GiB (2 MiB pages) is built by the
+//! assembler into `.data`, so the loader brings it; the entry enables long
+//! mode, far-returns into 64-bit code, zeroes `.bss` (8 bytes at a time; the
+//! boot stack lies outside it) and calls [`crate::kernel::kernel_main`] with
+//! the start-info address.
 
 use core::arch::global_asm;
 
@@ -37,14 +38,31 @@ global_asm!(
     .long _start
     .balign 4
 
-    .section .bss.boot, "aw", @nobits
+    /* The boot page tables, built by the assembler and loaded with the
+       image (the loader copies them, at boot and at every reset): no guest
+       instructions build them. PML4[0] -> PDPT, PDPT[0..4] -> four page
+       directories of 2 MiB pages: 2048 entries, physical address i * 2 MiB,
+       present | writable | huge. paging.rs splits two of them later. */
+    .section .data.boot_tables, "aw"
     .balign 4096
 boot_pml4:
-    .skip 4096
+    .quad boot_pdpt + 0x3
+    .fill 511, 8, 0
 boot_pdpt:
-    .skip 4096
+    .quad boot_pd + 0x3
+    .quad boot_pd + 0x1000 + 0x3
+    .quad boot_pd + 0x2000 + 0x3
+    .quad boot_pd + 0x3000 + 0x3
+    .fill 508, 8, 0
 boot_pd:
-    .skip 4096 * 4
+    .set boot_pd_index, 0
+    .rept 2048
+    .quad (boot_pd_index << 21) | 0x83
+    .set boot_pd_index, boot_pd_index + 1
+    .endr
+
+    /* The stack is not part of .bss (see linker.ld): it need not be zeroed. */
+    .section .boot_stack, "aw", @nobits
     /* Unmapped by paging.rs once in Rust: a stack overflow faults here. */
     .balign 4096
 .global boot_stack_guard
@@ -74,43 +92,7 @@ _start:
     cld
     mov esi, ebx                 /* keep hvm_start_info in ESI */
 
-    /* Zero .bss (page tables and stack live there). */
-    mov edi, offset __bss_start
-    mov ecx, offset __bss_end
-    sub ecx, edi
-    xor eax, eax
-    rep stosb
-
     mov esp, offset boot_stack_top
-
-    /* PML4[0] -> PDPT, PDPT[0..4] -> four page directories of 2 MiB pages. */
-    mov eax, offset boot_pdpt
-    or eax, 0x3
-    mov [boot_pml4], eax
-    mov ecx, 0
-1:
-    mov eax, ecx
-    shl eax, 12
-    add eax, offset boot_pd
-    or eax, 0x3
-    mov [boot_pdpt + ecx * 8], eax
-    inc ecx
-    cmp ecx, 4
-    jne 1b
-
-    /* 2048 entries: physical address i * 2 MiB, present | writable | huge. */
-    mov ecx, 0
-2:
-    mov eax, ecx
-    shl eax, 21
-    or eax, 0x83
-    mov [boot_pd + ecx * 8], eax
-    mov eax, ecx
-    shr eax, 11
-    mov [boot_pd + ecx * 8 + 4], eax
-    inc ecx
-    cmp ecx, 2048
-    jne 2b
 
     /* CR4.PAE (and OSFXSR is not needed: the target is soft-float). */
     mov eax, cr4
@@ -147,6 +129,17 @@ long_mode_entry:
     mov fs, ax
     mov gs, ax
     mov rsp, offset boot_stack_top
+
+    /* Zero .bss, 8 bytes per iteration (linker.ld aligns both ends): an
+       emulating hypervisor runs a `rep stos` one iteration at a time, so
+       the fewer the better. Our VMM and QEMU zero it when they load the
+       image, but a loader need not. */
+    mov rdi, offset __bss_start
+    mov rcx, offset __bss_end
+    sub rcx, rdi
+    shr rcx, 3
+    rep stosq
+
     mov edi, esi                 /* zero-extends: first argument = start_info */
     xor ebp, ebp
     call {main}

@@ -24,14 +24,14 @@ use core::arch::naked_asm;
 use core::fmt;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use shared::irq::{KEYBOARD, MASTER_VECTOR_BASE, SPURIOUS_MASTER, SPURIOUS_SLAVE, TIMER};
+use shared::irq::{COM1, KEYBOARD, MASTER_VECTOR_BASE, SPURIOUS_MASTER, SPURIOUS_SLAVE, TIMER};
 use spin::Once;
 use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
 use super::gdt;
-use crate::drivers::{i8042, pic};
+use crate::drivers::{i8042, serial};
 use crate::stats;
 use crate::task::timer;
 
@@ -292,34 +292,20 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
-/// IRQ `line` (0..16), from [`irq_common`].
+/// IRQ `line` (0..16), from [`irq_common`]. The PICs run in automatic EOI
+/// mode (see `drivers::pic`): no handler sends an EOI.
 extern "C" fn irq_dispatch(line: u32) {
     let line = line as u8;
     match line {
-        TIMER => {
-            timer::on_interrupt();
-            pic::end_of_interrupt(line);
-        }
-        KEYBOARD => {
-            i8042::on_interrupt();
-            pic::end_of_interrupt(line);
-        }
-        SPURIOUS_MASTER if pic::master_isr() & (1 << 7) == 0 => {
-            // The request went away before the acknowledge: the master made
-            // up IRQ7 and has nothing in service. No EOI.
-            stats::SPURIOUS_IRQS.inc();
-        }
-        SPURIOUS_SLAVE if pic::slave_isr() & (1 << 7) == 0 => {
-            // Spurious on the slave: the slave has nothing in service, but the
-            // master does (its cascade input), so it alone gets an EOI.
-            stats::SPURIOUS_IRQS.inc();
-            pic::end_of_interrupt_master();
-        }
-        _ => {
-            // A line we keep masked: acknowledge and count it.
-            stats::UNEXPECTED_IRQS.inc();
-            pic::end_of_interrupt(line);
-        }
+        TIMER => timer::on_interrupt(),
+        KEYBOARD => i8042::on_interrupt(),
+        COM1 => serial::on_interrupt(),
+        // With AEOI nothing is ever in service, so the PICs' spurious IRQ7
+        // and IRQ15 cannot be told from real ones on those lines, which we
+        // keep masked: spurious.
+        SPURIOUS_MASTER | SPURIOUS_SLAVE => stats::SPURIOUS_IRQS.inc(),
+        // A line we keep masked.
+        _ => stats::UNEXPECTED_IRQS.inc(),
     }
 }
 

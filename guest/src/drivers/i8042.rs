@@ -7,24 +7,24 @@ use shared::ports::{I8042_COMMAND, I8042_DATA};
 use shared::ps2::{self, reply};
 use x86_64::instructions::port::Port;
 
-use crate::task::keyboard::{init_queue, push_with_interrupts_off};
+use crate::task::keyboard::push_with_interrupts_off;
 use crate::{stats, time};
 
 /// IRQ1: one byte from the controller into the queue.
+///
+/// The controller raises IRQ1 only when it puts a keyboard byte in its
+/// output buffer (command byte bit 0; mouse bytes raise IRQ12, and the aux
+/// port is disabled anyway), and this handler is the buffer's only reader
+/// once the driver is initialised, so the byte is there: the handler reads
+/// the data port alone, without the status read a polling driver needs
+/// (one port access, a VM exit under a hypervisor, less per scancode).
+/// Initialisation polls with the interrupt off in the command byte, so no
+/// stale IRQ1 is left latched behind it.
 pub fn on_interrupt() {
     stats::KEYBOARD_IRQS.inc();
-    // SAFETY: port I/O to the i8042 touches no memory. Reading the status
-    // has no side effect; reading the data port takes the byte IRQ1 is for.
-    let status = unsafe { Port::<u8>::new(I8042_COMMAND).read() };
-    if status & status::OBF == 0 {
-        return; // nothing to read (the byte was taken already)
-    }
-    // SAFETY: port I/O to the i8042's data port touches no memory; the
-    // status said a byte is there, and this handler is its only reader now.
+    // SAFETY: port I/O to the i8042's data port touches no memory; IRQ1
+    // said a keyboard byte is there, and this handler is its only reader.
     let byte = unsafe { Port::<u8>::new(I8042_DATA).read() };
-    if status & status::AUX_OBF != 0 {
-        return; // a mouse byte: the aux port is disabled, so not ours
-    }
     stats::SCANCODES.inc();
     push_with_interrupts_off(byte);
 }
@@ -156,12 +156,16 @@ impl Controller {
     }
 }
 
-/// Initialises the i8042 and the keyboard as a real driver does. Failures
-/// are reported and tolerated; every wait is bounded. Run with interrupts
-/// enabled (the timeouts use the clock) and IRQ1 still masked. Returns
-/// whether the keyboard is usable.
-pub fn init_controller() -> bool {
-    init_queue();
+/// Initialises the i8042 and the keyboard as a real driver does, by
+/// polling, with the controller's keyboard interrupt off. Failures are
+/// reported and tolerated; every wait is bounded (by the TSC clock, which
+/// must be running). Run before the PICs are initialised: the controller
+/// may raise IRQ1 while the power-on command byte still enables it (the
+/// reply to read-config), and the PICs' initialisation forgets that edge,
+/// so no stale IRQ1 reaches the handler, which reads the data port without
+/// checking the status first. Returns the controller if the keyboard is
+/// usable; [`Ready::enable_interrupt`] finishes the job.
+pub fn init_controller() -> Option<Ready> {
     let mut c = Controller {
         status: Port::new(I8042_COMMAND),
         data: Port::new(I8042_DATA),
@@ -171,12 +175,12 @@ pub fn init_controller() -> bool {
     // Floating bus: nothing there (e.g. QEMU's microvm).
     if c.status() == 0xFF {
         println!("i8042: no controller (status reads 0xff); keyboard disabled");
-        return false;
+        return None;
     }
     // Quiet both ports, so nothing arrives while we talk to the controller.
     if c.write_command(Command::DisableKeyboard).is_err() {
         println!("i8042: controller does not accept commands; keyboard disabled");
-        return false;
+        return None;
     }
     let _ = c.write_command(Command::DisableAux);
     c.flush();
@@ -254,15 +258,30 @@ pub fn init_controller() -> bool {
             "enable scanning not acknowledged ({answer:#04x})"
         ));
     }
-    // A key byte already waiting raises IRQ1 now (a rising edge the PIC keeps
-    // until IRQ1 is unmasked).
-    config |= command_byte::KBD_INT;
-    if c.write_config(config).is_err() {
-        c.warn(format_args!("final write-config timed out"));
-    }
     match c.warnings {
         0 => println!("i8042: keyboard ready (scancode set 2, translated to set 1)"),
         n => println!("i8042: keyboard enabled despite {n} warning(s)"),
     }
-    true
+    Some(Ready { config })
+}
+
+/// An initialised controller whose keyboard interrupt is still off.
+pub struct Ready {
+    config: u8,
+}
+
+impl Ready {
+    /// Turns the keyboard interrupt on (command byte bit 0). Call with the
+    /// PICs initialised and IRQ1 unmasked: a key byte already waiting
+    /// raises IRQ1 now, a rising edge the PIC takes.
+    pub fn enable_interrupt(self) {
+        let mut c = Controller {
+            status: Port::new(I8042_COMMAND),
+            data: Port::new(I8042_DATA),
+            warnings: 0,
+        };
+        if c.write_config(self.config | command_byte::KBD_INT).is_err() {
+            println!("i8042: warning: final write-config timed out");
+        }
+    }
 }

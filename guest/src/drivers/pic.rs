@@ -1,30 +1,51 @@
-//! The 8259A PIC pair, remapped to vectors 32..47.
+//! The 8259A PIC pair, remapped to vectors 32..47, in automatic
+//! end-of-interrupt mode.
 //!
-//! Initialisation uses the `pic8259` crate. End-of-interrupt and the
-//! in-service register are used from interrupt handlers, so they are plain
-//! port accesses here: no lock an interrupted task could be holding.
+//! AEOI (ICW4 bit 1, in the 8259A datasheet): each PIC clears the
+//! in-service bit itself at the end of the interrupt acknowledge, so a
+//! handler sends no EOI: one port write (a VM exit under a hypervisor) less
+//! per interrupt. What AEOI gives up is the in-service priority that keeps
+//! a lower-priority line from interrupting a handler; ours run with
+//! interrupts off (interrupt gates) and never nest, so nothing is lost. The
+//! in-service registers then always read 0, so an IRQ7/IRQ15 is always
+//! taken for spurious: those lines stay masked.
+//!
+//! The ports are used from interrupt handlers as plain port accesses: no
+//! lock an interrupted task could be holding.
 
-use pic8259::ChainedPics;
 use shared::irq::{CASCADE, MASTER_VECTOR_BASE, SLAVE_VECTOR_BASE};
 use shared::ports::{PIC_MASTER_COMMAND, PIC_MASTER_DATA, PIC_SLAVE_COMMAND, PIC_SLAVE_DATA};
 use x86_64::instructions::interrupts::without_interrupts;
 use x86_64::instructions::port::Port;
 
-/// OCW2: non-specific end of interrupt.
-const OCW2_EOI: u8 = 0x20;
-/// OCW3: the next read of the command port returns the in-service register.
-const OCW3_READ_ISR: u8 = 0x0B;
+/// ICW1: edge triggered, cascaded, ICW4 follows.
+const ICW1_INIT: u8 = 0x11;
+/// ICW4: 8086 mode, automatic end of interrupt.
+const ICW4_8086_AEOI: u8 = 0x03;
 
-/// Remaps both PICs (ICW1-ICW4: edge triggered, cascade on IRQ2, 8086 mode)
-/// and masks every line but the cascade.
+/// Remaps both PICs (ICW1-ICW4: edge triggered, cascade on IRQ2, 8086
+/// mode, automatic EOI) and masks every line but the cascade.
 pub fn init() {
-    // SAFETY: port I/O to the PICs touches no memory; interrupts are still
-    // disabled, so no IRQ arrives half-way through the initialisation words,
-    // and every IDT vector the remap points at (32..47) has a stub.
-    unsafe {
-        let mut pics = ChainedPics::new(MASTER_VECTOR_BASE, SLAVE_VECTOR_BASE);
-        pics.initialize();
-        pics.write_masks(!(1 << CASCADE), 0xFF);
+    let words = [
+        (PIC_MASTER_COMMAND, ICW1_INIT),
+        (PIC_SLAVE_COMMAND, ICW1_INIT),
+        (PIC_MASTER_DATA, MASTER_VECTOR_BASE),
+        (PIC_SLAVE_DATA, SLAVE_VECTOR_BASE),
+        // ICW3: the slave hangs on the master's line 2; its identity is 2.
+        (PIC_MASTER_DATA, 1 << CASCADE),
+        (PIC_SLAVE_DATA, CASCADE),
+        (PIC_MASTER_DATA, ICW4_8086_AEOI),
+        (PIC_SLAVE_DATA, ICW4_8086_AEOI),
+        // OCW1: the masks.
+        (PIC_MASTER_DATA, !(1 << CASCADE)),
+        (PIC_SLAVE_DATA, 0xFF),
+    ];
+    for (port, value) in words {
+        // SAFETY: port I/O to the PICs touches no memory; interrupts are
+        // still disabled, so no IRQ arrives half-way through the
+        // initialisation words, and every IDT vector the remap points at
+        // (32..47) has a stub.
+        unsafe { Port::<u8>::new(port).write(value) };
     }
 }
 
@@ -45,44 +66,4 @@ pub fn unmask(irq: u8) {
         let mask = port.read();
         port.write(mask & !(1 << bit));
     });
-}
-
-/// Sends the EOIs an interrupt on `irq` needs: the slave's (for IRQ 8-15)
-/// and the master's.
-pub fn end_of_interrupt(irq: u8) {
-    // SAFETY: port I/O touches no memory; an OCW2 EOI only ends the
-    // in-service interrupt the caller is handling.
-    unsafe {
-        if irq >= 8 {
-            Port::<u8>::new(PIC_SLAVE_COMMAND).write(OCW2_EOI);
-        }
-        Port::<u8>::new(PIC_MASTER_COMMAND).write(OCW2_EOI);
-    }
-}
-
-/// Sends an EOI to the master only (a spurious IRQ15 still went through the
-/// master's cascade input, which is in service).
-pub fn end_of_interrupt_master() {
-    // SAFETY: as above.
-    unsafe { Port::<u8>::new(PIC_MASTER_COMMAND).write(OCW2_EOI) };
-}
-
-/// The master's in-service register.
-pub fn master_isr() -> u8 {
-    read_isr(PIC_MASTER_COMMAND)
-}
-
-/// The slave's in-service register.
-pub fn slave_isr() -> u8 {
-    read_isr(PIC_SLAVE_COMMAND)
-}
-
-fn read_isr(command: u16) -> u8 {
-    let mut port = Port::<u8>::new(command);
-    // SAFETY: port I/O touches no memory; OCW3 only selects which register
-    // the next read returns, and every reader of the PIC selects it first.
-    unsafe {
-        port.write(OCW3_READ_ISR);
-        port.read()
-    }
 }

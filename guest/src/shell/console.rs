@@ -1,5 +1,6 @@
-//! The shell task: reads keys, edits the line on the serial console, runs
-//! commands.
+//! The shell task: reads keys from the keyboard and from the serial console
+//! (COM1's receiver: a terminal on the other end of the line), edits the
+//! line on the serial console, runs commands.
 //!
 //! Line editing: printable characters are echoed and appended (at most
 //! [`MAX_LINE`](super::line::MAX_LINE) bytes; extra characters are dropped without echo);
@@ -16,11 +17,12 @@ use shared::boot::PROMPT;
 use spin::Mutex;
 
 use super::command::{parse, Command};
-use super::keys::{Decoder, Key};
+use super::keys::{Decoder, Key, SerialDecoder};
 use super::line::LineEditor;
 use crate::drivers::{debug_exit, i8042, rtc, serial};
 use crate::task::executor::{self, Spawner};
 use crate::task::keyboard::ScancodeStream;
+use crate::task::serial::SerialStream;
 use crate::task::timer;
 use crate::{stats, time};
 
@@ -54,22 +56,41 @@ pub fn print_async_line(text: &str) {
     }
 }
 
+/// A byte of input and where it came from.
+enum Input {
+    Keyboard(u8),
+    Serial(u8),
+}
+
 /// The shell task. It first runs the command line's `run=` lines (see
 /// [`super::startup`]), each shown after a prompt as if typed, then reads
-/// the keyboard.
+/// the keyboard and the serial console, whichever has input.
 pub async fn shell(spawner: Spawner, cmdline: &'static str) {
     for line in super::startup::lines(cmdline) {
         println!("{PROMPT}{line}");
         run(line, spawner).await;
     }
-    let Some(mut scancodes) = ScancodeStream::take() else {
+    let Some(scancodes) = ScancodeStream::take() else {
         println!("shell: the keyboard is in use");
         return;
     };
+    let Some(serial_bytes) = SerialStream::take() else {
+        println!("shell: the serial console is in use");
+        return;
+    };
+    let mut input = futures_util::stream::select(
+        scancodes.map(Input::Keyboard),
+        serial_bytes.map(Input::Serial),
+    );
     let mut decoder = Decoder::new();
+    let mut serial_decoder = SerialDecoder::new();
     show_prompt();
-    while let Some(byte) = scancodes.next().await {
-        let Some(key) = decoder.feed(byte) else {
+    while let Some(input) = input.next().await {
+        let key = match input {
+            Input::Keyboard(byte) => decoder.feed(byte),
+            Input::Serial(byte) => serial_decoder.feed(byte),
+        };
+        let Some(key) = key else {
             continue;
         };
         match key {
@@ -167,6 +188,10 @@ fn print_stats() {
     println!("keyboard_irqs: {}", stats::KEYBOARD_IRQS.get());
     println!("scancodes: {}", stats::SCANCODES.get());
     println!("scancodes_dropped: {}", stats::SCANCODES_DROPPED.get());
+    println!("serial_irqs: {}", stats::SERIAL_IRQS.get());
+    println!("serial_rx: {}", stats::SERIAL_RX.get());
+    println!("serial_rx_dropped: {}", stats::SERIAL_RX_DROPPED.get());
+    println!("serial_overruns: {}", stats::SERIAL_OVERRUNS.get());
     println!("timer_ticks: {}", stats::TIMER_IRQS.get());
     println!("spurious_irqs: {}", stats::SPURIOUS_IRQS.get());
     println!("unexpected_irqs: {}", stats::UNEXPECTED_IRQS.get());

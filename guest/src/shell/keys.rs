@@ -1,7 +1,10 @@
-//! Scancode set 1 bytes to the keys the shell acts on (US 104-key layout).
+//! Input bytes to the keys the shell acts on: scancode set 1 bytes from the
+//! keyboard (US 104-key layout), and bytes from a serial terminal on COM1.
 //!
 //! The i8042 translates the keyboard's scancode set 2 to set 1 (command
-//! byte bit 6), so the decoder uses `pc_keyboard`'s `ScancodeSet1`.
+//! byte bit 6), so [`Decoder`] uses `pc_keyboard`'s `ScancodeSet1`.
+//! [`SerialDecoder`] reads what a terminal sends: printable ASCII, CR (or
+//! LF, or CR LF) for Enter, DEL or BS for Backspace, ETX (Ctrl+C).
 
 use pc_keyboard::{
     layouts::Us104Key, DecodedKey, HandleControl, KeyCode, PS2Keyboard, ScancodeSet1,
@@ -69,11 +72,114 @@ impl Decoder {
     }
 }
 
+/// Where [`SerialDecoder`] is in the byte stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SerialState {
+    Ground,
+    /// Just after a CR: an LF now is the rest of the same Enter.
+    AfterCr,
+    /// After ESC.
+    Escape,
+    /// In a CSI or SS3 sequence (`ESC [` / `ESC O`), until its final byte.
+    Sequence,
+}
+
+/// Serial terminal bytes -> [`Key`]s.
+///
+/// Enter is CR, LF or CR LF (a terminal sends CR, a pipe LF, some both);
+/// Backspace is DEL (0x7F) or BS (0x08); Ctrl+C is ETX (0x03); printable
+/// ASCII is a character. Escape sequences (arrows, function keys, Alt+key)
+/// and other control bytes are ignored, as the keyboard's are.
+pub struct SerialDecoder {
+    state: SerialState,
+}
+
+impl Default for SerialDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SerialDecoder {
+    pub const fn new() -> Self {
+        Self {
+            state: SerialState::Ground,
+        }
+    }
+
+    /// Feeds one byte; returns the key it completes, if any.
+    pub fn feed(&mut self, byte: u8) -> Option<Key> {
+        match self.state {
+            SerialState::Escape => {
+                self.state = match byte {
+                    b'[' | b'O' => SerialState::Sequence,
+                    _ => SerialState::Ground, // Alt+key: ignored
+                };
+                None
+            }
+            SerialState::Sequence => {
+                if (0x40..=0x7E).contains(&byte) {
+                    self.state = SerialState::Ground;
+                }
+                None
+            }
+            SerialState::Ground | SerialState::AfterCr => {
+                let after_cr = self.state == SerialState::AfterCr;
+                self.state = SerialState::Ground;
+                match byte {
+                    b'\r' => {
+                        self.state = SerialState::AfterCr;
+                        Some(Key::Enter)
+                    }
+                    b'\n' if after_cr => None,
+                    b'\n' => Some(Key::Enter),
+                    0x7F | 0x08 => Some(Key::Backspace),
+                    0x03 => Some(Key::Interrupt),
+                    0x1B => {
+                        self.state = SerialState::Escape;
+                        None
+                    }
+                    0x20..=0x7E => Some(Key::Char(char::from(byte))),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Key::{self, *};
     use super::*;
     use std::vec::Vec;
+
+    fn serial(bytes: &[u8]) -> Vec<Key> {
+        let mut d = SerialDecoder::new();
+        bytes.iter().filter_map(|&b| d.feed(b)).collect()
+    }
+
+    #[test]
+    fn serial_bytes_are_characters_and_edit_keys() {
+        assert_eq!(serial(b"Hi!"), [Char('H'), Char('i'), Char('!')]);
+        assert_eq!(
+            serial(b"a\x7f\x08\x03"),
+            [Char('a'), Backspace, Backspace, Interrupt]
+        );
+    }
+
+    #[test]
+    fn serial_enter_is_cr_lf_or_both_once() {
+        assert_eq!(serial(b"a\rb"), [Char('a'), Enter, Char('b')]);
+        assert_eq!(serial(b"a\nb"), [Char('a'), Enter, Char('b')]);
+        assert_eq!(serial(b"a\r\nb"), [Char('a'), Enter, Char('b')]);
+        assert_eq!(serial(b"\r\r\n\n"), [Enter, Enter, Enter]);
+    }
+
+    #[test]
+    fn serial_escape_sequences_and_control_bytes_are_ignored() {
+        // Up arrow, F1 (SS3), Delete, Alt+x, a tab, a NUL.
+        assert_eq!(serial(b"\x1b[A\x1bOP\x1b[3~\x1bx\t\x00z"), [Char('z')]);
+    }
 
     fn decode(decoder: &mut Decoder, bytes: &[u8]) -> Vec<Key> {
         bytes.iter().filter_map(|&b| decoder.feed(b)).collect()

@@ -3,7 +3,10 @@
 //! Design:
 //! - A [`Task`] is a pinned boxed future, an id and its cached [`Waker`],
 //!   created once at spawn. The executor keeps tasks in a `BTreeMap` by id.
-//! - The ready queue is a lock-free `crossbeam_queue::ArrayQueue` of task ids.
+//! - The ready queue is a static single-producer single-consumer [`Ring`] of
+//!   task ids; wakers push with interrupts off, so on our one CPU there is
+//!   one producer at a time (an interrupt handler's wake cannot cut into a
+//!   task's), and the executor is the consumer.
 //!   A task is in it at most once: each task slot has an atomic `queued` flag,
 //!   set by the first wake and cleared by the executor right before it polls
 //!   the task, so a wake during the poll queues the task again and is not lost.
@@ -27,13 +30,13 @@ use alloc::collections::BTreeMap;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::task::{Context, RawWaker, RawWakerVTable, Waker};
 
-use crossbeam_queue::ArrayQueue;
-use spin::{Mutex, Once};
+use spin::Mutex;
 use x86_64::instructions::interrupts;
 
+use super::ring::Ring;
 use super::slots::Slots;
 pub use super::slots::TaskId;
 use crate::stats;
@@ -43,19 +46,18 @@ pub const MAX_TASKS: usize = 256;
 
 static SLOTS: Slots<MAX_TASKS> = Slots::new();
 
-/// Ready task ids. Created before interrupts are enabled.
-static READY: Once<ArrayQueue<TaskId>> = Once::new();
+/// Ready task ids.
+static READY: Ring<TaskId, MAX_TASKS> = Ring::new();
 /// Tasks spawned but not yet moved into the executor's map.
 static SPAWNED: Mutex<alloc::vec::Vec<Task>> = Mutex::new(alloc::vec::Vec::new());
+/// `SPAWNED` may hold tasks: set after a push, cleared before the executor
+/// takes them, so the run loop takes the lock only when there is something
+/// (every instruction counts under an emulating hypervisor).
+static SPAWN_PENDING: AtomicBool = AtomicBool::new(false);
 static LIVE_TASKS: AtomicUsize = AtomicUsize::new(0);
 
-fn ready_queue() -> &'static ArrayQueue<TaskId> {
-    READY.call_once(|| ArrayQueue::new(MAX_TASKS))
-}
-
-/// Creates the ready queue. Call before interrupts can wake anything.
-pub fn init() {
-    ready_queue();
+fn ready_queue() -> &'static Ring<TaskId, MAX_TASKS> {
+    &READY
 }
 
 fn wake_id(id: TaskId) {
@@ -65,10 +67,14 @@ fn wake_id(id: TaskId) {
 
 /// Queues `id` unless it is queued already or names a finished task.
 fn enqueue(id: TaskId) {
-    if SLOTS.mark_queued(id) {
-        // Cannot fail: at most one entry per slot, MAX_TASKS slots.
-        let _ = READY.get().map(|queue| queue.push(id));
-    }
+    // Interrupts off: one producer at a time (a handler's wake must not
+    // cut into a task's push). Nested in a handler, this changes nothing.
+    interrupts::without_interrupts(|| {
+        if SLOTS.mark_queued(id) {
+            // Cannot fail: at most one entry per slot, MAX_TASKS slots.
+            let _ = READY.push(id);
+        }
+    });
 }
 
 const VTABLE: RawWakerVTable = RawWakerVTable::new(
@@ -121,6 +127,7 @@ impl Spawner {
             future,
             waker: waker(id),
         });
+        SPAWN_PENDING.store(true, Ordering::Release);
         enqueue(id);
         Ok(id)
     }
@@ -174,6 +181,9 @@ impl Executor {
     }
 
     fn adopt_spawned(&mut self) {
+        if !SPAWN_PENDING.swap(false, Ordering::Acquire) {
+            return;
+        }
         let spawned = core::mem::take(&mut *SPAWNED.lock());
         for task in spawned {
             self.tasks.insert(task.id, task);
@@ -185,7 +195,7 @@ impl Executor {
         while let Some(id) = queue.pop() {
             // Cleared before the poll: a wake from now on queues the task again.
             SLOTS.clear_queued(id);
-            if !self.tasks.contains_key(&id) {
+            if SPAWN_PENDING.load(Ordering::Acquire) {
                 self.adopt_spawned();
             }
             let Some(task) = self.tasks.get_mut(&id) else {

@@ -14,6 +14,7 @@ use super::script::{self, Script};
 use super::terminal;
 use super::text::{TextDecoder, Typed};
 use super::worker::KeyWorker;
+use super::ConsoleInput;
 use crate::record::ScriptLine;
 use crate::vm::{ExitReason, HostStop, VmExit};
 
@@ -51,6 +52,13 @@ pub struct InputArgs {
     /// a pipe or a file, the text read from it.
     #[arg(long, overrides_with = "interactive")]
     pub no_interactive: bool,
+
+    /// Where the interactive terminal and `type`/`key` lines go: the PS/2
+    /// keyboard, or COM1's receiver as a serial terminal's bytes (Enter is
+    /// CR, Backspace DEL, Ctrl+C 0x03). QMP `send-key` always uses the
+    /// keyboard.
+    #[arg(long, value_enum, value_name = "WHERE", default_value_t = ConsoleInput::Keyboard)]
+    pub console_input: ConsoleInput,
 }
 
 /// Why the input sources cannot start.
@@ -77,6 +85,9 @@ pub enum InputError {
     /// `--record` without interactive mode.
     #[error("--record records the interactive terminal, and this run has none (stdin is not a terminal, or --no-interactive, --keys - or the background)")]
     RecordWithoutTerminal,
+    /// `--record` with `--console-input serial`: a recording is keys.
+    #[error("--record records keyboard keys; it cannot be used with --console-input serial")]
+    RecordSerialConsole,
     /// The `--record` file cannot be created.
     #[error("--record {path}: {1}", path = .0.display())]
     Record(PathBuf, #[source] std::io::Error),
@@ -97,6 +108,8 @@ pub struct PreparedInput {
     piped: bool,
     /// `--record`: the interactive session's script.
     recording: Option<Recording>,
+    /// `--console-input`: where typed text goes.
+    console: ConsoleInput,
 }
 
 impl InputArgs {
@@ -136,6 +149,11 @@ impl InputArgs {
             match &mut script {
                 Some(script) => script.extend(line),
                 None => script = Some(line),
+            }
+        }
+        if self.console_input == ConsoleInput::Serial {
+            if let Some(script) = &script {
+                script.check_serial().map_err(InputError::Script)?;
             }
         }
         let stdin_is_script = self.keys.as_ref().is_some_and(|p| p.as_os_str() == "-");
@@ -178,6 +196,9 @@ impl InputArgs {
         };
         let recording = match &self.record {
             Some(_) if !interactive => return Err(InputError::RecordWithoutTerminal),
+            Some(_) if self.console_input == ConsoleInput::Serial => {
+                return Err(InputError::RecordSerialConsole)
+            }
             Some(path) => {
                 Some(Recording::create(path).map_err(|e| InputError::Record(path.clone(), e))?)
             }
@@ -189,6 +210,7 @@ impl InputArgs {
             interactive,
             piped,
             recording,
+            console: self.console_input,
         })
     }
 }
@@ -198,6 +220,14 @@ impl PreparedInput {
     /// not read stdin itself).
     pub fn interactive(&self) -> bool {
         self.interactive
+    }
+
+    /// Where typed text goes (`--console-input`): a source of host text
+    /// (piped stdin, ...) sends it to COM1 with
+    /// [`super::serial_text::send_text`] when this is
+    /// [`ConsoleInput::Serial`], to the keyboard otherwise.
+    pub fn console_input(&self) -> ConsoleInput {
+        self.console
     }
 
     /// Starts the sources on their threads. Raw mode starts here. Call
@@ -216,32 +246,56 @@ impl PreparedInput {
             let worker = worker.clone();
             let machine = machine.clone();
             let recording = recording.clone();
-            spawn("input-terminal", move || {
-                let result = terminal::read_events(fd, |event| match event {
-                    terminal::TermEvent::Keys(keys) => {
-                        if let Some(recording) = &recording {
-                            lock(recording).combo(&keys);
+            if self.console == ConsoleInput::Serial {
+                spawn("input-terminal", move || {
+                    let result = terminal::read_raw(fd, |event| match event {
+                        terminal::RawEvent::Bytes(bytes) => machine.serial_input(&bytes),
+                        terminal::RawEvent::Help => {
+                            eprint!("{}", terminal::ESCAPE_HELP);
+                            true
                         }
-                        worker.combo(keys, Duration::ZERO);
-                        true
+                        terminal::RawEvent::Quit => {
+                            terminal::restore();
+                            eprintln!("\nvmm: terminated by Ctrl+A X");
+                            machine.shutdown_by(0, HostStop::Terminal);
+                            false
+                        }
+                    });
+                    if let Err(e) = result {
+                        log::warn!("terminal input stopped: {e}");
                     }
-                    terminal::TermEvent::Help => {
-                        eprint!("{}", terminal::ESCAPE_HELP);
-                        true
+                })?;
+            } else {
+                spawn("input-terminal", move || {
+                    let result = terminal::read_events(fd, |event| match event {
+                        terminal::TermEvent::Keys(keys) => {
+                            if let Some(recording) = &recording {
+                                lock(recording).combo(&keys);
+                            }
+                            worker.combo(keys, Duration::ZERO);
+                            true
+                        }
+                        terminal::TermEvent::Help => {
+                            eprint!("{}", terminal::ESCAPE_HELP);
+                            true
+                        }
+                        terminal::TermEvent::Quit => {
+                            terminal::restore();
+                            eprintln!("\nvmm: terminated by Ctrl+A X");
+                            machine.shutdown_by(0, HostStop::Terminal);
+                            false
+                        }
+                    });
+                    if let Err(e) = result {
+                        log::warn!("terminal input stopped: {e}");
                     }
-                    terminal::TermEvent::Quit => {
-                        terminal::restore();
-                        eprintln!("\nvmm: terminated by Ctrl+A X");
-                        machine.shutdown_by(0, HostStop::Terminal);
-                        false
-                    }
-                });
-                if let Err(e) = result {
-                    log::warn!("terminal input stopped: {e}");
-                }
-            })?;
+                })?;
+            }
         }
-        if self.piped {
+        if self.piped && self.console == ConsoleInput::Serial {
+            let machine = machine.clone();
+            spawn("input-stdin", move || send_stdin_to_serial(&*machine))?;
+        } else if self.piped {
             let worker = worker.clone();
             spawn("input-stdin", move || type_stdin(&worker))?;
         }
@@ -264,8 +318,9 @@ impl PreparedInput {
         let mut script_thread = None;
         if let Some(script) = self.script {
             let machine = machine.clone();
+            let console = self.console;
             script_thread = Some(spawn_with("input-script", move || {
-                let result = script::run(&script, &*machine);
+                let result = script::run_on(&script, &*machine, console);
                 match &result {
                     Ok(()) => log::debug!("script {} finished", script.source),
                     Err(error @ script::RunError::ExpectTimeout { .. }) => {
@@ -326,6 +381,38 @@ fn type_stdin(worker: &KeyWorker) {
     queue(decoder.finish());
     if skipped > 1 {
         eprintln!("vmm: stdin: {skipped} characters skipped (not on a US keyboard)");
+    }
+    log::debug!("stdin: end of input; the guest runs on");
+}
+
+/// With `--console-input serial`, a piped stdin goes to COM1's receiver
+/// byte for byte, as QEMU's `-serial stdio` passes it (the guest takes CR,
+/// LF or CR LF as Enter). One chunk at a time: the next is read only when
+/// the guest has taken the previous one, so the host queue stays at most one
+/// read long however big the input; at end of file the guest runs on.
+fn send_stdin_to_serial(machine: &dyn MachineControl) {
+    let mut stdin = std::io::stdin().lock();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stdin.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                if !machine.serial_input(&buffer[..n]) {
+                    eprintln!("vmm: stdin: this machine has no serial input");
+                    return;
+                }
+                while !machine.wait_input_drained(Duration::from_millis(200)) {
+                    if machine.is_stopped() {
+                        return;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                eprintln!("vmm: stdin: {e}; no more input is sent");
+                break;
+            }
+        }
     }
     log::debug!("stdin: end of input; the guest runs on");
 }
@@ -432,6 +519,11 @@ impl InputHandle {
                     message: format!("expect {text:?} timed out after {timeout:?}"),
                 }),
                 Ok(Ok(())) => None,
+                // Only a machine without a UART (not this VMM's) refuses.
+                Ok(Err(error @ script::RunError::NoSerialInput { .. })) => {
+                    log::warn!("{error}");
+                    None
+                }
                 Err(_) => {
                     log::warn!("the script thread panicked");
                     None

@@ -20,8 +20,16 @@ pub trait MachineControl: Send + Sync {
     /// release. Queued keys are delivered in order; none is lost.
     fn key_event(&self, key: Key, down: bool);
 
-    /// Waits until the guest has read every queued keyboard byte; false on
-    /// timeout or when the machine stopped first.
+    /// Queues `bytes` for the machine's serial console (COM1's receiver);
+    /// they are delivered in order, none lost. Returns false if this machine
+    /// offers no way to type into its serial console (then nothing is sent).
+    fn serial_input(&self, bytes: &[u8]) -> bool {
+        let _ = bytes;
+        false
+    }
+
+    /// Waits until the guest has read every queued keyboard (and serial
+    /// input) byte; false on timeout or when the machine stopped first.
     fn wait_input_drained(&self, timeout: Duration) -> bool;
 
     /// Absolute offset just past the serial output received so far.
@@ -77,6 +85,11 @@ pub trait MachineControl: Send + Sync {
 impl MachineControl for VmHandle {
     fn key_event(&self, key: Key, down: bool) {
         VmHandle::key_event(self, key.set2(), down);
+    }
+
+    fn serial_input(&self, bytes: &[u8]) -> bool {
+        VmHandle::serial_input(self, bytes);
+        true
     }
 
     fn wait_input_drained(&self, timeout: Duration) -> bool {

@@ -4,7 +4,8 @@
 //!
 //! Every source drives the machine through one trait,
 //! [`MachineControl`]: key events for the i8042's PS/2 keyboard (see
-//! [`keycodes`]), the serial output, pause/resume/reset/shutdown and the
+//! [`keycodes`]), bytes for COM1's receiver (`--console-input serial`, see
+//! [`serial_text`]), the serial output, pause/resume/reset/shutdown and the
 //! machine's events. Keys are paced by the guest: after each character or
 //! combination a source waits until the guest has read every queued keyboard
 //! byte ([`MachineControl::wait_input_drained`]), so keys go as fast as the
@@ -25,6 +26,7 @@
 //! | `terminal.rs` | raw mode and terminal byte sequences to keys |
 //! | `text.rs` | text (a piped stdin) to keys |
 //! | `recording.rs` | `--record`: the terminal's keys as a script |
+//! | `serial_text.rs` | text and keys as a serial terminal sends them (`--console-input serial`) |
 //! | `qmp/` | the QMP session, commands, messages and server |
 mod cli;
 pub mod keycodes;
@@ -32,6 +34,7 @@ pub mod machine;
 pub mod qmp;
 pub mod recording;
 pub mod script;
+pub mod serial_text;
 pub mod terminal;
 pub mod text;
 mod worker;
@@ -41,4 +44,15 @@ pub use cli::{
     ScriptStopped,
 };
 pub use machine::MachineControl;
+
+/// Where typed text goes: the guest's PS/2 keyboard, or its serial console
+/// (COM1's receiver) as bytes from a terminal (`--console-input`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsoleInput {
+    /// The i8042's PS/2 keyboard (key events, US layout).
+    #[default]
+    Keyboard,
+    /// COM1's receiver (bytes, as a serial terminal sends them).
+    Serial,
+}
 pub use worker::KeyWorker;

@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use super::keycodes::{us_char, Key, KeyNameError};
 use super::machine::MachineControl;
+use super::serial_text;
 use super::worker::settle;
+use super::ConsoleInput;
 
 /// Default timeout of `expect`.
 pub const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -114,6 +116,9 @@ pub enum ParseErrorKind {
     /// The script is not valid UTF-8.
     #[error("script is not valid UTF-8")]
     NotUtf8,
+    /// A key line that a serial terminal cannot send (`--console-input serial`).
+    #[error("{0}: a serial terminal has no bytes for it (--console-input serial)")]
+    NotOnSerial(String),
 }
 
 /// A script error with its location.
@@ -188,6 +193,35 @@ impl Script {
     /// Appends the lines of `other` (keeping their own line numbers).
     pub fn extend(&mut self, other: Script) {
         self.lines.extend(other.lines);
+    }
+
+    /// Checks that every line can be sent to a serial console
+    /// (`--console-input serial`): `key` combinations need a byte form (see
+    /// [`serial_text::combo_bytes`]); `press` and `release` have none.
+    pub fn check_serial(&self) -> Result<(), ParseError> {
+        for line in &self.lines {
+            let bad = match &line.command {
+                Command::Key(combos) => combos
+                    .iter()
+                    .find(|keys| serial_text::combo_bytes(keys).is_none())
+                    .map(|keys| {
+                        let names: Vec<&str> = keys.iter().map(|k| k.name()).collect();
+                        names.join("-")
+                    }),
+                Command::Press(_) | Command::Release(_) => {
+                    Some(describe(&line.command).replacen(' ', " of ", 1))
+                }
+                _ => None,
+            };
+            if let Some(what) = bad {
+                return Err(ParseError {
+                    script: self.source.clone(),
+                    line: line.number,
+                    kind: ParseErrorKind::NotOnSerial(what),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -487,6 +521,14 @@ pub enum RunError {
         /// Tail of the serial output.
         tail: String,
     },
+    /// The machine offers no serial input (`--console-input serial`).
+    #[error("{script}:{line}: this machine cannot be typed into through its serial console")]
+    NoSerialInput {
+        /// Script source name.
+        script: String,
+        /// Script line.
+        line: usize,
+    },
     /// The machine stopped (guest exit, crash, reset, timeout, quit...)
     /// before this line was done.
     #[error("{script}:{line}: {what}: the machine stopped first")]
@@ -537,7 +579,19 @@ const WAIT_POLL: Duration = Duration::from_millis(20);
 /// guest may stop in answer to its last key, as `type exit\n` does), so a
 /// script whose last line is such a line finishes.
 pub fn run(script: &Script, machine: &dyn MachineControl) -> Result<(), RunError> {
-    run_with_sleep(script, machine, &mut |duration| {
+    run_on(script, machine, ConsoleInput::Keyboard)
+}
+
+/// [`run`], with `type` and `key` lines going to `console`: the keyboard,
+/// or the serial console as a terminal's bytes (a whole line at a time,
+/// then paced as keys are: the line is done when the guest read it all).
+/// Check the script with [`Script::check_serial`] first.
+pub fn run_on(
+    script: &Script,
+    machine: &dyn MachineControl,
+    console: ConsoleInput,
+) -> Result<(), RunError> {
+    run_with_sleep(script, machine, console, &mut |duration| {
         let deadline = std::time::Instant::now() + duration;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -553,6 +607,7 @@ pub fn run(script: &Script, machine: &dyn MachineControl) -> Result<(), RunError
 fn run_with_sleep(
     script: &Script,
     machine: &dyn MachineControl,
+    console: ConsoleInput,
     sleep: &mut dyn FnMut(Duration),
 ) -> Result<(), RunError> {
     // Serial offset just past the previous `expect` match.
@@ -587,6 +642,26 @@ fn run_with_sleep(
                         })
                     }
                 }
+            }
+            command if console == ConsoleInput::Serial => {
+                let bytes = match command {
+                    Command::Type(text) => serial_text::text_bytes(text),
+                    Command::Key(combos) => combos
+                        .iter()
+                        .filter_map(|keys| serial_text::combo_bytes(keys))
+                        .flatten()
+                        .collect(),
+                    // Refused by `check_serial`.
+                    _ => Vec::new(),
+                };
+                if !machine.serial_input(&bytes) {
+                    return Err(RunError::NoSerialInput {
+                        script: script.source.clone(),
+                        line: line.number,
+                    });
+                }
+                // Queued whole: done even if the guest stops meanwhile.
+                settle(machine);
             }
             command => {
                 let strokes = strokes(command);

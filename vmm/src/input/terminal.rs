@@ -473,6 +473,88 @@ pub fn read_events(fd: RawFd, mut on_event: impl FnMut(TermEvent) -> bool) -> io
     }
 }
 
+/// What the terminal asked for when it is the guest's serial console
+/// (`--console-input serial`): bytes pass through as typed, only the
+/// `Ctrl+A` escapes are the VMM's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawEvent {
+    /// Bytes for the guest's serial console.
+    Bytes(Vec<u8>),
+    /// Ctrl+A x: quit the VMM.
+    Quit,
+    /// Ctrl+A h: show the escape help.
+    Help,
+}
+
+/// Splits the `Ctrl+A` escapes from the bytes a terminal sends (a pure
+/// state machine; a Ctrl+A at the end of one read pairs with the next).
+#[derive(Debug, Default)]
+pub struct EscapeFilter {
+    prefix: bool,
+}
+
+impl EscapeFilter {
+    /// The events of `bytes`, in order.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<RawEvent> {
+        let mut out = Vec::new();
+        let mut run = Vec::new();
+        for &byte in bytes {
+            if std::mem::take(&mut self.prefix) {
+                match byte {
+                    b'x' | b'X' => {
+                        out.extend(
+                            (!run.is_empty()).then(|| RawEvent::Bytes(std::mem::take(&mut run))),
+                        );
+                        out.push(RawEvent::Quit);
+                    }
+                    b'h' | b'H' | b'?' => {
+                        out.extend(
+                            (!run.is_empty()).then(|| RawEvent::Bytes(std::mem::take(&mut run))),
+                        );
+                        out.push(RawEvent::Help);
+                    }
+                    0x01 => run.push(0x01),
+                    _ => {} // as QEMU's mux: other escapes are dropped
+                }
+            } else if byte == 0x01 {
+                self.prefix = true;
+            } else {
+                run.push(byte);
+            }
+        }
+        if !run.is_empty() {
+            out.push(RawEvent::Bytes(run));
+        }
+        out
+    }
+}
+
+/// Reads the terminal on `fd` as [`read_events`] does, for a serial
+/// console: bytes as typed, only the `Ctrl+A` escapes filtered out.
+pub fn read_raw(fd: RawFd, mut on_event: impl FnMut(RawEvent) -> bool) -> io::Result<()> {
+    let mut filter = EscapeFilter::default();
+    let mut buffer = [0u8; 256];
+    loop {
+        // SAFETY: reading into a valid buffer.
+        let n = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        for event in filter.feed(&buffer[..n as usize]) {
+            if !on_event(event) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 fn readable_within(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     let mut poll = libc::pollfd {
         fd,

@@ -1,5 +1,6 @@
 //! Where the machine sends COM1's output: the serial tap (which `expect`,
-//! QMP clients and tests watch) and, for the `vmm` command, stdout.
+//! QMP clients and tests watch) and, for the `vmm` command, stdout or the
+//! `--serial` backend's queue.
 //!
 //! Neither blocks on I/O: the tap is an in-memory ring, and stdout is
 //! reached through a [`StdoutSink`], a queue that a writer thread drains
@@ -16,18 +17,20 @@ use super::SerialTap;
 /// it comes, and the writer woken, so interactive output is never held back).
 pub(crate) struct Console {
     stdout: Option<&'static StdoutSink>,
+    sink: Option<StdoutSink>,
     tap: SerialTap,
 }
 
 impl Console {
-    /// Output to `tap` and, with `to_stdout`, to the process's stdout.
-    pub fn new(tap: SerialTap, to_stdout: bool) -> Self {
+    /// Output to `tap`, with `to_stdout` to the process's stdout, and to
+    /// `sink` if given.
+    pub fn new(tap: SerialTap, to_stdout: bool, sink: Option<StdoutSink>) -> Self {
         let stdout = if to_stdout {
             StdoutSink::stdout()
         } else {
             None
         };
-        Self { stdout, tap }
+        Self { stdout, sink, tap }
     }
 }
 
@@ -36,6 +39,9 @@ impl Write for Console {
         self.tap.push(data);
         if let Some(stdout) = self.stdout {
             stdout.push(data);
+        }
+        if let Some(sink) = &self.sink {
+            sink.push(data);
         }
         Ok(data.len())
     }

@@ -35,13 +35,27 @@ impl VmHandle {
         self.shared.after_host_event(&state, change);
     }
 
-    /// Waits until the guest has read every queued keyboard byte. Returns
-    /// false on timeout, or when the VM stops first.
+    /// Queues `bytes` for COM1's receiver, as if they arrived on the serial
+    /// line. The UART takes them as it has room (see `devices::serial`), so
+    /// nothing is lost however slowly the guest reads: this is the one way
+    /// host text reaches the guest's serial console (the terminal and
+    /// scripts with `--console-input serial`, the `--serial unix:` socket).
+    pub fn serial_input(&self, bytes: &[u8]) {
+        let mut state = self.shared.lock();
+        if state.run.stopped() {
+            return;
+        }
+        let change = state.platform.serial_input(bytes);
+        self.shared.after_host_event(&state, change);
+    }
+
+    /// Waits until the guest has read every queued keyboard and COM1 byte.
+    /// Returns false on timeout, or when the VM stops first.
     pub fn wait_input_drained(&self, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = self.shared.lock();
         loop {
-            if !state.platform.keyboard_input_pending() {
+            if !state.platform.keyboard_input_pending() && !state.platform.serial_input_pending() {
                 return true;
             }
             if state.run.stopped() {

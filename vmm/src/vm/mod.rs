@@ -28,7 +28,9 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 use crate::clock::MonotonicClock;
+use crate::stdout_sink::StdoutSink;
 
+pub use crate::devices::serial::SerialStats;
 pub use boot::{BootError, CMDLINE_MAX};
 pub use events::MachineEvent;
 pub use handle::VmHandle;
@@ -64,6 +66,10 @@ pub struct VmConfig {
     /// Copy the guest's serial output to stdout (it always goes to the
     /// [`SerialTap`]).
     pub serial_to_stdout: bool,
+    /// Another queue the guest's serial output is copied to (`--serial
+    /// file:` or `unix:`); its writer thread does the I/O, the machine only
+    /// queues. The embedder flushes it before it exits.
+    pub serial_sink: Option<StdoutSink>,
     /// A guest reset request stops the VM ([`ExitReason::GuestReset`],
     /// status 0) instead of resetting the machine, like QEMU's `-no-reboot`.
     pub no_reboot: bool,
@@ -76,6 +82,7 @@ impl Default for VmConfig {
             cmdline: String::new(),
             memory_mib: memory::DEFAULT_MIB,
             serial_to_stdout: false,
+            serial_sink: None,
             no_reboot: false,
         }
     }
@@ -152,6 +159,8 @@ pub struct RunReport {
     pub vcpu: VcpuStats,
     /// Device counters.
     pub platform: PlatformStats,
+    /// COM1's counters.
+    pub serial: SerialStats,
 }
 
 impl RunReport {
@@ -216,6 +225,11 @@ impl RunReport {
             p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused
         );
         let _ = writeln!(out, "  resets: {}", p.resets);
+        let _ = writeln!(
+            out,
+            "  com1: {} bytes transmitted, {} bytes of host input read by the guest, {} overruns",
+            self.serial.tx_bytes, self.serial.rx_bytes, self.serial.rx_overruns
+        );
         let _ = write!(
             out,
             "  unclaimed ports: {} reads, {} writes",
@@ -288,7 +302,11 @@ impl Vm {
 
         let clock = MonotonicClock::default();
         let tap = SerialTap::new();
-        let console = console::Console::new(tap.clone(), config.serial_to_stdout);
+        let console = console::Console::new(
+            tap.clone(),
+            config.serial_to_stdout,
+            config.serial_sink.clone(),
+        );
         let platform = platform::Platform::pc(&clock, Box::new(console)).map_err(Error::PortMap)?;
         let shared = state::Shared::new(platform, tap).map_err(|e| Error::Host("eventfd", e))?;
         Ok(Self {
@@ -375,7 +393,10 @@ impl Vm {
         shared
             .machine_events
             .publish(MachineEvent::Shutdown(exit.clone()));
-        let platform = shared.lock().platform.stats();
+        let (platform, serial) = {
+            let state = shared.lock();
+            (state.platform.stats(), state.platform.serial_stats())
+        };
         // The VM before the memory it maps (the vCPU thread dropped the vCPU).
         drop(vm_fd);
         drop(memory);
@@ -384,6 +405,7 @@ impl Vm {
             run_time,
             vcpu: vcpu_stats,
             platform,
+            serial,
         })
     }
 }

@@ -291,6 +291,10 @@ struct Recorder {
 }
 
 impl MachineControl for Recorder {
+    fn serial_input(&self, bytes: &[u8]) -> bool {
+        self.log.lock().unwrap().push(format!("serial {bytes:?}"));
+        true
+    }
     fn key_event(&self, key: Key, down: bool) {
         self.log
             .lock()
@@ -333,7 +337,16 @@ impl MachineControl for Recorder {
 
 /// Runs `script`, recording `wait` lines in the log.
 fn run_recorded(script: &Script, machine: &Recorder) -> Result<(), RunError> {
-    run_with_sleep(script, machine, &mut |duration| {
+    run_recorded_on(script, machine, ConsoleInput::Keyboard)
+}
+
+/// [`run_recorded`] with key lines going to `console`.
+fn run_recorded_on(
+    script: &Script,
+    machine: &Recorder,
+    console: ConsoleInput,
+) -> Result<(), RunError> {
+    run_with_sleep(script, machine, console, &mut |duration| {
         machine
             .log
             .lock()
@@ -500,4 +513,43 @@ fn a_line_whose_keys_were_all_queued_is_done_when_the_machine_stops() {
         "{error}"
     );
     assert!(start.elapsed() < Duration::from_millis(500));
+}
+
+/// With `--console-input serial`, a `type` line goes to COM1 whole, as a
+/// terminal's bytes (Enter as CR), and is paced once; `key` combinations
+/// become their terminal bytes.
+#[test]
+fn serial_console_lines_are_sent_as_terminal_bytes() {
+    let script = Script::parse("s.keys", "type ls\\n\nkey ctrl-c up\nwait 1ms\n").unwrap();
+    script.check_serial().unwrap();
+    let machine = Recorder::default();
+    run_recorded_on(&script, &machine, ConsoleInput::Serial).unwrap();
+    let log = machine.log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        [
+            format!("serial {:?}", b"ls\r"),
+            "|".to_string(),
+            format!("serial {:?}", b"\x03\x1b[A"),
+            "|".to_string(),
+            "wait 1ms".to_string(),
+        ]
+    );
+}
+
+/// Lines a serial terminal cannot send are refused before the run, with
+/// their line.
+#[test]
+fn serial_console_refuses_keys_without_bytes() {
+    let script = Script::parse("s.keys", "type a\nkey f1\n").unwrap();
+    let error = script.check_serial().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "s.keys:2: f1: a serial terminal has no bytes for it (--console-input serial)"
+    );
+    let script = Script::parse("s.keys", "press shift\n").unwrap();
+    assert_eq!(
+        script.check_serial().unwrap_err().to_string(),
+        "s.keys:1: press of shift: a serial terminal has no bytes for it (--console-input serial)"
+    );
 }

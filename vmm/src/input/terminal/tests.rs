@@ -140,3 +140,24 @@ fn every_byte_sequence_is_safe() {
         }
     }
 }
+
+/// For a serial console the bytes pass through; only the Ctrl+A escapes
+/// are taken out, also across reads.
+#[test]
+fn escape_filter_passes_bytes_and_takes_ctrl_a_escapes() {
+    let mut filter = EscapeFilter::default();
+    assert_eq!(
+        filter.feed(b"ls\r\x1b[A\x7f"),
+        [RawEvent::Bytes(b"ls\r\x1b[A\x7f".to_vec())]
+    );
+    assert_eq!(
+        filter.feed(b"a\x01hb\x01\x01c\x01"),
+        [
+            RawEvent::Bytes(b"a".to_vec()),
+            RawEvent::Help,
+            RawEvent::Bytes(b"b\x01c".to_vec())
+        ]
+    );
+    assert_eq!(filter.feed(b"x"), [RawEvent::Quit]);
+    assert_eq!(filter.feed(b"\x01zq"), [RawEvent::Bytes(b"q".to_vec())]);
+}

@@ -24,7 +24,7 @@ use crate::devices::i8042::I8042;
 use crate::devices::pic::{Acknowledged, DualPic};
 use crate::devices::pit::Pit;
 use crate::devices::rtc::Rtc;
-use crate::devices::serial::{Com1, SerialOutput};
+use crate::devices::serial::{Com1, SerialOutput, SerialStats};
 
 /// Timer ticks a line may owe the guest before new ones are dropped.
 ///
@@ -128,7 +128,7 @@ fn pc_port_map(
     platform.map(              ports::PORT_B,             1,                            pit)?;
     let i8042 = platform.attach(ports::I8042_DATA,        1,                            I8042::new(),              &[irq::KEYBOARD, irq::MOUSE])?;
     platform.map(              ports::I8042_COMMAND,      1,                            i8042)?;
-    platform.attach(           ports::COM1,               ports::COM_PORT_COUNT,        Com1::new(serial),         &[irq::COM1])?;
+    platform.attach(           ports::COM1,               ports::COM_PORT_COUNT,        Com1::new(serial, clock.clone()), &[irq::COM1])?;
     platform.attach(           ports::DEBUG_EXIT,         ports::DEBUG_EXIT_SIZE,       DebugExit::new(),          &[])?;
     platform.attach(           ports::RTC_INDEX,          ports::RTC_PORT_COUNT,        Rtc::new(clock.clone(), unix_time_now().saturating_sub(clock.now())), &[irq::RTC])?;
     Ok(())
@@ -475,6 +475,29 @@ impl Platform {
     pub fn keyboard_input_pending(&self) -> bool {
         self.device::<I8042>()
             .is_some_and(|keyboard| keyboard.pending_input() > 0)
+    }
+
+    /// Host bytes for COM1's receiver: queued in the UART and fed to the
+    /// guest as its receiver has room (see `devices::serial`). Returns what
+    /// changed (interrupt lines are already driven).
+    pub fn serial_input(&mut self, bytes: &[u8]) -> Change {
+        let Some((index, uart)) = self.device_mut::<Com1>() else {
+            log::debug!("serial input with no UART in the machine");
+            return Change::NONE;
+        };
+        let change = uart.host_input(bytes);
+        self.route(DeviceId::Device(index), change, false)
+    }
+
+    /// Whether the guest has COM1 input it has not read yet.
+    pub fn serial_input_pending(&self) -> bool {
+        self.device::<Com1>()
+            .is_some_and(|uart| uart.pending_input() > 0)
+    }
+
+    /// COM1's counters (zero if the machine has no UART).
+    pub fn serial_stats(&self) -> SerialStats {
+        self.device::<Com1>().map(Com1::stats).unwrap_or_default()
     }
 
     /// Timer ticks that happened but are not yet delivered to the guest

@@ -104,7 +104,7 @@ fn debug_exit_takes_a_dword_whole() {
 }
 
 #[test]
-fn serial_bytes_reach_the_output_and_pulse_irq4() {
+fn serial_bytes_reach_the_output_and_raise_irq4() {
     let out = Capture::default();
     let mut platform = Platform::pc(&MonotonicClock::default(), Box::new(out.clone())).unwrap();
     init_pic(&mut platform);
@@ -113,6 +113,29 @@ fn serial_bytes_reach_the_output_and_pulse_irq4() {
     let _ = platform.pio_write(ports::COM1 + 1, &[0x02]); // IER: THRE
     assert!(platform.interrupt_pending());
     assert_eq!(ack(&mut platform), (32 + irq::COM1, irq::COM1));
+}
+
+/// Host bytes for COM1 wait in the UART until the guest reads them, each
+/// one raising IRQ4 (received data, IER.RDI) through the port map.
+#[test]
+fn serial_input_raises_irq4_and_waits_for_the_guest() {
+    let mut platform = pc();
+    init_pic(&mut platform);
+    let _ = platform.pio_write(ports::COM1 + 1, &[0x01]); // IER: received data
+    let change = platform.serial_input(b"ok");
+    assert_eq!(change.irq[0], Some(IrqOutput::Level(true)));
+    assert!(platform.serial_input_pending());
+    assert_eq!(ack(&mut platform), (32 + irq::COM1, irq::COM1));
+    eoi(&mut platform);
+    let mut byte = [0];
+    let change = platform.pio_read(ports::COM1, &mut byte);
+    assert_eq!(byte, *b"o");
+    assert!(change.input_consumed);
+    let _ = platform.pio_read(ports::COM1, &mut byte);
+    assert_eq!(byte, *b"k");
+    assert!(!platform.serial_input_pending());
+    assert!(!platform.interrupt_pending());
+    assert_eq!(platform.serial_stats().rx_bytes, 2);
 }
 
 /// The i8042's reset pulse reaches the machine as a request.
