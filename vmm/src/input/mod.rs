@@ -23,10 +23,12 @@
 //! | `script.rs` | the script grammar, parser and runner |
 //! | `terminal.rs` | raw mode and terminal byte sequences to keys |
 //! | `qmp/` | the QMP session, commands, messages and server |
+//! | `remote/` | `vmm keys`: the same scripts against another machine through its QMP socket |
 mod cli;
 pub mod keycodes;
 pub mod machine;
 pub mod qmp;
+pub mod remote;
 pub mod script;
 pub mod terminal;
 mod worker;
