@@ -103,7 +103,7 @@ struct Cli {
 #[derive(clap::Subcommand, Debug)]
 enum Subcommand {
     /// Run a keystroke script against any QMP machine (QEMU, or vmm --qmp):
-    /// keys through QMP send-key, expect on its serial output.
+    /// keys through QMP, expect on its serial output.
     #[command(after_help = KEYS_AFTER_HELP)]
     Keys(vmm::input::remote::KeysArgs),
 }

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 /// How long the server may take to send its greeting.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a command's reply may take. QEMU answers `send-key` in about a
+/// How long a command's reply may take. QEMU answers `input-send-event` in about a
 /// millisecond; a machine that takes this long is hung.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -3,16 +3,19 @@
 //! the same runner, grammar and messages as `vmm --keys`.
 //!
 //! Keys: the runner hands over one character or combination at a time (key
-//! events, then a settle). A combination (keys pressed in order, released
-//! in reverse) goes out as one `send-key` with `hold-time` [`HOLD`]; any
-//! other group (`press`, `release` lines) as one `input-send-event`.
+//! events, then a settle); they go out together as one `input-send-event`,
+//! which QEMU delivers to the keyboard at once and in order. Not
+//! `send-key`: QEMU plays it from a timer-driven queue (a `hold-time` delay
+//! after every key event) that `input-send-event` bypasses, so `press` and
+//! `release` lines overtook the letters before them (seen with QEMU 7.2 on
+//! a loaded host: `type stats` then `press ret` gave `stat`, Enter, `s`),
+//! and a busy host that fires the timers late lets that queue grow to its
+//! 1024 entries, beyond which QEMU drops keys.
 //!
 //! Pacing: a QMP machine does not say when the guest has read a key, so
-//! after each group the runner waits [`RemoteMachine`]'s gap, and at least
-//! the time QEMU takes to play the group: QEMU's `send-key` queues a delay
-//! of `hold-time` after every key event, and its input queue drops events
-//! beyond 1024 entries, so sending faster than it plays would lose keys on
-//! long lines.
+//! after each character or combination the runner waits the gap
+//! (`--gap`): QEMU's PS/2 keyboard holds 16 bytes and drops what comes
+//! beyond, so the guest must read each one before too many follow.
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -20,15 +23,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::client::QmpClient;
+use super::client::{QmpClient, QmpClientError};
 use super::stop::{StopCause, StopState};
 use crate::input::keycodes::Key;
 use crate::input::MachineControl;
 use crate::vm::{MachineEvent, SerialTap};
-
-/// `send-key`'s `hold-time`: the shortest QEMU honours (0 means its
-/// default, 10 ms).
-pub const HOLD: Duration = Duration::from_millis(1);
 
 /// The default pause after each character or combination (`--gap`).
 /// Measured with the guest in QEMU 7.2 `pc` + TCG: see the README
@@ -59,10 +58,10 @@ impl RemoteMachine {
         }
     }
 
-    /// Sends the pending key events as one command: how long the machine
-    /// takes to play them, or `None` if the command failed (recorded as the
-    /// stop cause).
-    fn flush(&self) -> Option<Duration> {
+    /// Sends the pending key events as one `input-send-event`; false if
+    /// the machine went away or the command failed (recorded as the stop
+    /// cause).
+    fn flush(&self) -> bool {
         let events = std::mem::take(
             &mut *self
                 .pending
@@ -70,45 +69,30 @@ impl RemoteMachine {
                 .unwrap_or_else(|poison| poison.into_inner()),
         );
         if events.is_empty() {
-            return Some(Duration::ZERO);
+            return true;
         }
-        let (command, arguments) = match combination(&events) {
-            Some(keys) => {
-                let keys: Vec<Value> = keys
-                    .iter()
-                    .map(|k| json!({"type": "qcode", "data": k.name()}))
-                    .collect();
-                (
-                    "send-key",
-                    json!({"keys": keys, "hold-time": HOLD.as_millis() as u64}),
-                )
-            }
-            None => {
-                let events: Vec<Value> = events
-                    .iter()
-                    .map(|(k, down)| {
-                        json!({"type": "key", "data": {"down": down,
-                               "key": {"type": "qcode", "data": k.name()}}})
-                    })
-                    .collect();
-                ("input-send-event", json!({ "events": events }))
-            }
-        };
-        match self.qmp.execute(command, Some(arguments)) {
-            // QEMU plays a `send-key` with a `hold-time` delay after every
-            // event; `input-send-event` at once.
-            Ok(_) if command == "send-key" => Some(HOLD * events.len() as u32),
-            Ok(_) => Some(Duration::ZERO),
+        let events: Vec<Value> = events
+            .iter()
+            .map(|(k, down)| {
+                json!({"type": "key", "data": {"down": down,
+                       "key": {"type": "qcode", "data": k.name()}}})
+            })
+            .collect();
+        match self
+            .qmp
+            .execute("input-send-event", Some(json!({ "events": events })))
+        {
+            Ok(_) => true,
             // The machine went away (it may have exited in answer to the
             // previous key): that is a stop, reported as such.
-            Err(super::client::QmpClientError::Closed(_)) => {
+            Err(QmpClientError::Closed(_)) => {
                 self.stop.stop(StopCause::QmpClosed);
-                None
+                false
             }
             Err(error) => {
                 self.stop.stop(StopCause::Failed(error.to_string()));
                 self.tap.close();
-                None
+                false
             }
         }
     }
@@ -122,23 +106,6 @@ impl RemoteMachine {
     }
 }
 
-/// The keys of `events` if they are one combination: each key pressed in
-/// order, then released in reverse order.
-pub(super) fn combination(events: &[(Key, bool)]) -> Option<Vec<Key>> {
-    let half = events.len() / 2;
-    if events.len() % 2 != 0 || half == 0 {
-        return None;
-    }
-    let (downs, ups) = events.split_at(half);
-    let matches = downs.iter().all(|(_, down)| *down)
-        && ups.iter().all(|(_, down)| !*down)
-        && downs
-            .iter()
-            .zip(ups.iter().rev())
-            .all(|((a, _), (b, _))| a == b);
-    matches.then(|| downs.iter().map(|(k, _)| *k).collect())
-}
-
 impl MachineControl for RemoteMachine {
     fn key_event(&self, key: Key, down: bool) {
         self.pending
@@ -147,8 +114,7 @@ impl MachineControl for RemoteMachine {
             .push((key, down));
     }
 
-    /// Sends the character or combination, then pauses: the gap, or the
-    /// time QEMU takes to play it if longer.
+    /// Sends the character or combination, then pauses for the gap.
     fn wait_input_drained(&self, _timeout: Duration) -> bool {
         if self.stop.is_stopped() {
             self.pending
@@ -157,10 +123,10 @@ impl MachineControl for RemoteMachine {
                 .clear();
             return false;
         }
-        let Some(playing) = self.flush() else {
+        if !self.flush() {
             return false;
-        };
-        thread::sleep(self.gap.max(playing));
+        }
+        thread::sleep(self.gap);
         !self.stop.is_stopped()
     }
 

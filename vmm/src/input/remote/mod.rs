@@ -2,8 +2,8 @@
 //! (QEMU, or this VMM's `--qmp`), with the grammar, parser, runner,
 //! messages and exit statuses of `vmm --keys`.
 //!
-//! Keys go through QMP (`send-key`, `input-send-event`, see
-//! [`machine`]); `expect` watches the machine's serial output from a Unix
+//! Keys go through QMP (`input-send-event`, see [`machine`] for why not
+//! `send-key`); `expect` watches the machine's serial output from a Unix
 //! socket or a file ([`serial`]); the run fails with status 126 when an
 //! `expect` times out or a line is still pending when the machine stops
 //! (QMP `SHUTDOWN`, the QMP connection or the serial socket closing, or
@@ -31,7 +31,7 @@ pub mod serial;
 pub mod stop;
 
 pub use client::{Notice, QmpClient, QmpClientError};
-pub use machine::{RemoteMachine, DEFAULT_GAP, HOLD};
+pub use machine::{RemoteMachine, DEFAULT_GAP};
 pub use serial::{SerialError, SerialSource};
 pub use stop::{StopCause, StopState};
 

@@ -13,8 +13,6 @@ use serde_json::{json, Value};
 use super::client::check_greeting;
 use super::machine::RemoteMachine;
 use super::*;
-use crate::input::keycodes::key;
-use crate::input::MachineControl;
 
 /// QEMU 7.2's greeting, as it sends it.
 const QEMU_GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18"}, "capabilities": ["oob"]}}"#;
@@ -246,14 +244,17 @@ fn remote_with_gap(
     (machine, tap, stop, log)
 }
 
-fn qcodes(keys: &[&str]) -> Value {
-    keys.iter()
-        .map(|k| json!({"type": "qcode", "data": k}))
-        .collect()
+/// The `events` argument of `input-send-event` for (key, down) pairs.
+fn key_events(events: &[(&str, bool)]) -> Value {
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(k, down)| json!({"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": k}}}))
+        .collect();
+    json!({ "events": events })
 }
 
 #[test]
-fn script_lines_become_send_key_and_input_send_event() {
+fn each_character_or_combination_is_one_input_send_event() {
     let (machine, tap, _, log) = remote(answer_all());
     tap.push(b"banner\r\n> ");
     let script = Script::parse(
@@ -263,70 +264,57 @@ fn script_lines_become_send_key_and_input_send_event() {
     .unwrap();
     script::run(&script, &machine).unwrap();
     let log = log.lock().unwrap();
-    let sent: Vec<(String, Value)> = log[1..]
-        .iter()
-        .map(|c| {
-            (
-                c["execute"].as_str().unwrap().to_string(),
-                c["arguments"].clone(),
-            )
-        })
-        .collect();
-    let send_key = |keys: &[&str]| {
-        (
-            "send-key".to_string(),
-            json!({"keys": qcodes(keys), "hold-time": 1}),
-        )
-    };
-    let event = |down: bool| {
-        (
-            "input-send-event".to_string(),
-            json!({"events": [{"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": "shift"}}}]}),
-        )
-    };
+    assert!(log[1..].iter().all(|c| c["execute"] == "input-send-event"));
+    let sent: Vec<Value> = log[1..].iter().map(|c| c["arguments"].clone()).collect();
     assert_eq!(
         sent,
         [
-            send_key(&["a"]),
-            send_key(&["shift", "b"]),
-            send_key(&["ret"]),
-            send_key(&["ctrl", "alt", "delete"]),
-            event(true),
-            event(false),
+            key_events(&[("a", true), ("a", false)]),
+            key_events(&[("shift", true), ("b", true), ("b", false), ("shift", false)]),
+            key_events(&[("ret", true), ("ret", false)]),
+            key_events(&[
+                ("ctrl", true),
+                ("alt", true),
+                ("delete", true),
+                ("delete", false),
+                ("alt", false),
+                ("ctrl", false)
+            ]),
+            key_events(&[("shift", true)]),
+            key_events(&[("shift", false)]),
         ]
     );
 }
 
 #[test]
-fn pacing_waits_for_the_gap_and_for_qemu_to_play_the_keys() {
-    let (machine, _, _, _) = remote(answer_all());
-    // Shift+B: four events, each followed by QEMU's hold-time delay.
+fn pacing_waits_for_the_gap_after_each_character() {
+    let (machine, _, _, log) = remote_with_gap(answer_all(), Duration::from_millis(30));
+    let script = Script::parse("t.keys", "type abc\n").unwrap();
     let start = Instant::now();
-    for (k, down) in [("shift", true), ("b", true), ("b", false), ("shift", false)] {
-        machine.key_event(key(k), down);
-    }
-    assert!(machine.wait_input_drained(Duration::ZERO));
-    assert!(start.elapsed() >= HOLD * 4, "{:?}", start.elapsed());
-    // With a longer gap, the gap.
-    let (machine, _, _, _) = remote_with_gap(answer_all(), Duration::from_millis(30));
-    let start = Instant::now();
-    machine.key_event(key("a"), true);
-    machine.key_event(key("a"), false);
-    assert!(machine.wait_input_drained(Duration::ZERO));
-    assert!(start.elapsed() >= Duration::from_millis(30));
+    script::run(&script, &machine).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(log.lock().unwrap().len(), 1 + 3);
 }
 
 #[test]
 fn shutdown_event_fails_a_pending_expect_with_the_reason() {
     let (machine, tap, stop, _) = remote(Box::new(|command| match command["execute"].as_str() {
         // The guest exits in answer to Enter.
-        Some("send-key") if command["arguments"]["keys"][0]["data"] == "ret" => (
-            vec![
-                json!({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"},
+        Some("input-send-event")
+            if command["arguments"] == key_events(&[("ret", true), ("ret", false)]) =>
+        {
+            (
+                vec![
+                    json!({"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"},
                         "timestamp": {"seconds": 1, "microseconds": 2}}),
-            ],
-            json!({"return": {}}),
-        ),
+                ],
+                json!({"return": {}}),
+            )
+        }
         _ => (vec![], json!({"return": {}})),
     }));
     let script = Script::parse("t.keys", "type x\\n\nexpect done 30s\n").unwrap();
@@ -354,7 +342,9 @@ fn shutdown_event_fails_a_pending_expect_with_the_reason() {
 fn a_script_ending_with_the_key_that_stops_the_machine_succeeds() {
     // QEMU exits through isa-debug-exit at once: no reply to the last key.
     let (machine, _, stop, _) = remote(Box::new(|command| match command["execute"].as_str() {
-        Some("send-key") if command["arguments"]["keys"][0]["data"] == "ret" => {
+        Some("input-send-event")
+            if command["arguments"] == key_events(&[("ret", true), ("ret", false)]) =>
+        {
             (vec![], Value::Null)
         }
         _ => (vec![], json!({"return": {}})),
@@ -368,7 +358,7 @@ fn a_script_ending_with_the_key_that_stops_the_machine_succeeds() {
 #[test]
 fn a_qmp_error_reply_fails_the_run_naming_the_line() {
     let (machine, _, stop, _) = remote(Box::new(|command| match command["execute"].as_str() {
-        Some("send-key") => (
+        Some("input-send-event") => (
             vec![],
             json!({"error": {"class": "GenericError", "desc": "no keyboard"}}),
         ),
@@ -379,7 +369,7 @@ fn a_qmp_error_reply_fails_the_run_naming_the_line() {
     let error = outcome(result, stop.cause()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "t.keys:2: type \"ab\": QMP send-key: GenericError: no keyboard"
+        "t.keys:2: type \"ab\": QMP input-send-event: GenericError: no keyboard"
     );
 }
 
@@ -403,27 +393,6 @@ fn expect_timeout_and_run_timeout_messages() {
         message.unwrap(),
         "t.keys:1: wait 1s: --timeout expired first"
     );
-}
-
-#[test]
-fn combinations_are_recognised() {
-    let (a, shift) = (key("a"), key("shift"));
-    assert_eq!(
-        machine::combination(&[(shift, true), (a, true), (a, false), (shift, false)]),
-        Some(vec![shift, a])
-    );
-    assert_eq!(
-        machine::combination(&[(a, true), (a, false)]),
-        Some(vec![a])
-    );
-    // Released in the pressing order, a lone press, nothing: not one.
-    assert_eq!(
-        machine::combination(&[(shift, true), (a, true), (shift, false), (a, false)]),
-        None
-    );
-    assert_eq!(machine::combination(&[(shift, true)]), None);
-    assert_eq!(machine::combination(&[(a, false), (a, true)]), None);
-    assert_eq!(machine::combination(&[]), None);
 }
 
 #[test]
