@@ -78,7 +78,11 @@ fn run_qemu(path: &Path) -> (i32, String, Duration) {
         qemu.transcript()
     );
     let exit = qemu.vm.wait(Duration::from_secs(60));
-    (exit.code().unwrap_or(-1), qemu.transcript(), start.elapsed())
+    (
+        exit.code().unwrap_or(-1),
+        qemu.transcript(),
+        start.elapsed(),
+    )
 }
 
 /// Runs `name` in both machines and compares.
