@@ -119,19 +119,47 @@ impl Target {
         }
     }
 
-    /// Runs `vmm keys` on `script` with `extra` options: its status and stderr.
-    pub fn keys(&self, script: &Path, extra: &[&str]) -> (i32, String) {
-        let output = Command::new(vmm_binary())
+    /// The `vmm keys` command for this machine, up to the script argument.
+    fn keys_command(&self, extra: &[&str]) -> Command {
+        let mut command = Command::new(vmm_binary());
+        command
             .arg("keys")
             .arg("--qmp")
             .arg(format!("unix:{}", self.qmp.display()))
             .arg("--serial")
             .arg(&self.serial)
-            .args(extra)
+            .args(extra);
+        command
+    }
+
+    /// Runs `vmm keys` on `script` with `extra` options: its status and stderr.
+    pub fn keys(&self, script: &Path, extra: &[&str]) -> (i32, String) {
+        let output = self
+            .keys_command(extra)
             .arg(script)
             .stdin(Stdio::null())
             .output()
             .expect("run vmm keys");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `vmm keys -` with `script` on its stdin: its status and stderr.
+    pub fn keys_stdin(&self, script: &str) -> (i32, String) {
+        let mut child = self
+            .keys_command(&[])
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run vmm keys");
+        // Dropped after writing: the script ends at end of file.
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes())
+            .expect("write the script");
+        let output = child.wait_with_output().expect("wait for vmm keys");
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stderr).into_owned(),
