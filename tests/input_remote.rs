@@ -77,12 +77,12 @@ fn qemu_expect_timeout_fails_with_126_and_the_output() {
     let qemu = Target::qemu(Serial::Socket);
     let script = script_file(
         "timeout.keys",
-        "expect \"> \"\ntype echo abc\\n\nexpect xyz 500ms\n",
+        "expect \"> \"\ntype echo abc\\n\nexpect xyz 3s\n",
     );
     let (status, stderr) = qemu.keys(&script, &[]);
     assert_eq!(status, 126, "{stderr}");
     let head = format!(
-        "vmm: {}:3: expect \"xyz\" timed out after 500ms; last serial output:\n",
+        "vmm: {}:3: expect \"xyz\" timed out after 3s; last serial output:\n",
         script.display()
     );
     assert!(stderr.starts_with(&head), "{stderr}");

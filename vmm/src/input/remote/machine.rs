@@ -31,7 +31,7 @@ use crate::vm::{MachineEvent, SerialTap};
 
 /// The default pause after each character or combination (`--gap`).
 /// Measured with the guest in QEMU 7.2 `pc` + TCG: see the README
-/// ("Scripts against QEMU").
+/// ("Scripts against QEMU or any QMP machine", "Pacing").
 pub const DEFAULT_GAP: Duration = Duration::from_millis(2);
 
 /// A machine driven through a QMP connection, its serial output in a tap.
