@@ -25,6 +25,12 @@ const SOCKET_POLL: Duration = Duration::from_millis(50);
 /// output is read before `expect`s give up.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// When the serial socket ends first, how long the QMP side has to say why
+/// (its `SHUTDOWN` event, or its connection closing too) before the stop is
+/// put down to the serial socket: the QMP reason says more, and reporting
+/// it does not depend on which reader thread ran first.
+pub const QMP_VERDICT_GRACE: Duration = Duration::from_secs(1);
+
 /// Where the serial output comes from (`--serial`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SerialSource {
@@ -107,7 +113,8 @@ impl SerialSource {
 impl SerialInput {
     /// Starts the thread that appends the output to `tap` until the end:
     /// a socket's end of file (the machine closed it: a stop,
-    /// [`StopCause::SerialClosed`]), or, once `stop` says the machine
+    /// [`StopCause::SerialClosed`] unless QMP gives a reason within
+    /// [`QMP_VERDICT_GRACE`]), or, once `stop` says the machine
     /// stopped, the end of what the file holds or the socket's end within
     /// [`DRAIN_GRACE`]. Then it closes `tap`, so pending `expect`s end.
     pub fn watch(self, tap: SerialTap, stop: Arc<StopState>) -> Result<(), SerialError> {
@@ -135,7 +142,9 @@ fn read_socket(mut socket: UnixStream, tap: &SerialTap, stop: &StopState) {
     loop {
         match socket.read(&mut buffer) {
             Ok(0) => {
-                stop.stop(StopCause::SerialClosed);
+                if !stop.wait(QMP_VERDICT_GRACE) {
+                    stop.stop(StopCause::SerialClosed);
+                }
                 return;
             }
             Ok(n) => tap.push(&buffer[..n]),
