@@ -527,7 +527,7 @@ fn readme_synopsis_lists_every_flag() {
         .lines()
         .map(str::trim_start)
         .filter(|l| l.starts_with('-'))
-        .filter_map(|l| l.split([' ', ',']).find(|w| w.starts_with("--")))
+        .filter_map(|l| l.split([' ', ',', '[', '=']).find(|w| w.starts_with("--")))
         .collect();
     assert!(flags.len() >= 14, "{flags:?}");
     // `vmm keys` has its own line in the synopsis, with its own flags.

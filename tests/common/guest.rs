@@ -1,6 +1,5 @@
 //! The embedded guest run in-process and driven through `VmHandle`, as the
 //! keyboard, script and QMP front ends drive it.
-use std::borrow::Cow;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -8,7 +7,7 @@ use shared::{boot, status};
 use vmm::input::keycodes::us_char;
 use vmm::{RunReport, SerialTap, Vm, VmConfig, VmHandle};
 
-use super::{guest_elf, require_kvm};
+use super::require_kvm;
 
 /// A running guest: its handle, its serial output, and the thread running it.
 pub struct Guest {
@@ -22,14 +21,8 @@ impl Guest {
     /// Boots the embedded guest to its shell prompt.
     pub fn boot() -> Self {
         require_kvm();
-        let config = VmConfig {
-            kernel: Cow::Owned(std::fs::read(guest_elf()).unwrap()),
-            cmdline: String::new(),
-            memory_mib: 128,
-            serial_to_stdout: false,
-            no_reboot: false,
-        };
-        let vm = Vm::new(&config).expect("build the VM");
+        // The library's embedded guest, 128 MiB, COM1 kept in memory.
+        let vm = Vm::new(&VmConfig::default()).expect("build the VM");
         let handle = vm.handle();
         let tap = handle.serial_output();
         let thread = thread::spawn(move || vm.run().expect("run the VM"));

@@ -5,6 +5,7 @@
 pub mod guest;
 pub mod guest_tests;
 pub mod keys;
+pub mod pty;
 pub mod pvh_elf;
 pub mod qmp;
 

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::{exit, status};
+use vmm::input::ScriptFailure;
+use vmm::record::{ExitRecord, StatsRecord, StdoutCounters};
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
 use vmm::vm::{HostStop, MachineEvent, ResetCause};
 use vmm::{ExitReason, Vm, VmConfig};
-
-/// The guest kernel built from `guest/` and embedded at build time.
-static GUEST_ELF: &[u8] = include_bytes!(env!("GUEST_ELF_PATH"));
 
 /// `--help`'s closing text: the terminal's Ctrl+A keys and every exit status.
 const AFTER_HELP: &str = "\
@@ -77,9 +76,16 @@ struct Cli {
     timeout: Option<f64>,
 
     /// On exit, print exit counts, injected interrupts, resets and run time
-    /// to stderr.
-    #[arg(long)]
-    stats: bool,
+    /// to stderr; `--stats=json` prints them as one JSON object.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, require_equals = true,
+          default_missing_value = "text")]
+    stats: Option<StatsFormat>,
+
+    /// When the VMM stops, write one JSON object to PATH: why it stopped,
+    /// the guest's exit value, the failing script line, run time and the
+    /// --stats counters.
+    #[arg(long, value_name = "PATH")]
+    exit_record: Option<PathBuf>,
 
     /// Exit (status 0) when the guest asks for a reset instead of rebooting
     /// it, like QEMU's -no-reboot.
@@ -106,6 +112,15 @@ enum Subcommand {
     /// keys through QMP, expect on its serial output.
     #[command(after_help = KEYS_AFTER_HELP)]
     Keys(vmm::input::remote::KeysArgs),
+}
+
+/// How `--stats` prints the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatsFormat {
+    /// Lines for people (`--stats`).
+    Text,
+    /// One JSON object (`--stats=json`), the same as the exit record's `stats`.
+    Json,
 }
 
 /// Why the VMM could not run the guest: one line on stderr after `vmm: `,
@@ -157,26 +172,41 @@ fn main() -> ExitCode {
             }
         };
     }
-    match run(cli) {
-        Ok(status) => ExitCode::from(status as u8),
+    let record_path = cli.exit_record.clone();
+    let (status, record) = match run(cli) {
+        Ok((status, record)) => (status, record),
         Err(error) => {
             eprintln!("vmm: {error}");
-            ExitCode::from(status::SETUP_ERROR as u8)
+            let record = ExitRecord::setup_error(status::SETUP_ERROR, error.to_string());
+            (status::SETUP_ERROR, Some(record))
+        }
+    };
+    if let (Some(path), Some(record)) = (record_path, record) {
+        // The status stays the run's: a harness notices the missing record.
+        if let Err(error) = std::fs::write(&path, record.to_json() + "\n") {
+            eprintln!(
+                "vmm: cannot write the exit record {}: {error}",
+                path.display()
+            );
         }
     }
+    ExitCode::from(status as u8)
 }
 
-/// Runs the command: the exit status, or a setup error.
-fn run(cli: Cli) -> Result<i32, Error> {
+/// Runs the command: the exit status and the exit record (none for
+/// `--export-guest`), or a setup error.
+fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
     if let Some(path) = &cli.export_guest {
         let written = if path.as_os_str() == "-" {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(GUEST_ELF).and_then(|()| stdout.flush())
+            stdout
+                .write_all(vmm::guest::ELF)
+                .and_then(|()| stdout.flush())
         } else {
-            std::fs::write(path, GUEST_ELF)
+            std::fs::write(path, vmm::guest::ELF)
         };
         written.map_err(|error| Error::ExportGuest(path.clone(), error))?;
-        return Ok(0);
+        return Ok((0, None));
     }
     let timeout = match cli.timeout {
         Some(secs) => Some(
@@ -197,7 +227,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Some(path) => {
             Cow::Owned(std::fs::read(path).map_err(|error| Error::ReadKernel(path.clone(), error))?)
         }
-        None => Cow::Borrowed(GUEST_ELF),
+        None => Cow::Borrowed(vmm::guest::ELF),
     };
     let kernel_name = cli
         .kernel
@@ -269,31 +299,42 @@ fn run(cli: Cli) -> Result<i32, Error> {
             );
         }
     }
-    let pending = input.vm_stopped(&report.exit);
+    let failure = input.vm_stopped(&report.exit);
     match &report.exit.reason {
         ExitReason::GuestExit(_) | ExitReason::Host(_) => {}
         reason => eprintln!("vmm: {reason}"),
     }
-    if let Some(pending) = &pending {
+    if let Some(ScriptFailure::Pending(pending)) = &failure {
         eprintln!("vmm: {pending}");
     }
-    if cli.stats {
-        eprintln!("{}", report.summary());
-        if let Some(sink) = stdout {
-            eprintln!(
-                "  COM1 to stdout: {} bytes dropped (queue full), {} unwritten at exit",
-                sink.dropped(),
-                sink.pending()
-            );
+    let stdout_counters = stdout.map(|sink| StdoutCounters {
+        dropped: sink.dropped(),
+        unwritten: sink.pending() as u64,
+    });
+    let stats = StatsRecord::new(&report, stdout_counters.clone());
+    match cli.stats {
+        Some(StatsFormat::Text) => {
+            eprintln!("{}", report.summary());
+            if let Some(counters) = &stdout_counters {
+                eprintln!(
+                    "  COM1 to stdout: {} bytes dropped (queue full), {} unwritten at exit",
+                    counters.dropped, counters.unwritten
+                );
+            }
         }
+        Some(StatsFormat::Json) => eprintln!("{}", stats.to_json()),
+        None => {}
     }
     if let Some(hint) = boot_failure_hint(cli.kernel.is_none(), &report.exit.reason) {
         eprintln!("vmm: {hint}");
     }
-    Ok(match pending {
+    let status = match failure {
         Some(_) => status::EXPECT_FAILED,
         None => report.exit.status,
-    })
+    };
+    let script = failure.as_ref().map(ScriptFailure::script_line);
+    let record = ExitRecord::from_run(&report.exit, status, script, stats);
+    Ok((status, Some(record)))
 }
 
 /// The line the VMM adds when the embedded guest stops with

@@ -1,17 +1,20 @@
 //! The input sources' command-line options (`--keys`, `--type`, `--qmp`,
-//! `--interactive`), their preparation before the guest boots and their
-//! threads once it runs.
+//! `--interactive`, `--record`; a piped stdin), their preparation before
+//! the guest boots and their threads once it runs.
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use super::machine::MachineControl;
 use super::qmp::{self, EventSink, QmpAddress, QmpServer};
+use super::recording::Recording;
 use super::script::{self, Script};
 use super::terminal;
+use super::text::{TextDecoder, Typed};
 use super::worker::KeyWorker;
+use crate::record::ScriptLine;
 use crate::vm::{ExitReason, HostStop, VmExit};
 
 /// Command-line options of the input sources (flattened into the VMM's CLI).
@@ -39,7 +42,13 @@ pub struct InputArgs {
     #[arg(long, overrides_with = "no_interactive")]
     pub interactive: bool,
 
-    /// Do not read keys from the terminal.
+    /// In interactive mode, write the session to FILE as a keystroke script
+    /// that --keys replays (pauses over 500 ms become `wait` lines).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Do not read keys from stdin: neither the terminal nor, when stdin is
+    /// a pipe or a file, the text read from it.
     #[arg(long, overrides_with = "interactive")]
     pub no_interactive: bool,
 }
@@ -59,9 +68,18 @@ pub enum InputError {
     /// `--interactive` with a stdin that is not a terminal, or already used by `--keys -`.
     #[error("--interactive needs stdin to be a terminal")]
     NotATerminal,
+    /// `--interactive` while the VMM is a background job of its terminal.
+    #[error("--interactive: the VMM runs in the background (its terminal belongs to the foreground job)")]
+    Background,
     /// `--interactive` together with `--keys -`.
     #[error("--interactive and --keys - both want stdin; choose one")]
     StdinTwice,
+    /// `--record` without interactive mode.
+    #[error("--record records the interactive terminal, and this run has none (stdin is not a terminal, or --no-interactive, --keys - or the background)")]
+    RecordWithoutTerminal,
+    /// The `--record` file cannot be created.
+    #[error("--record {path}: {1}", path = .0.display())]
+    Record(PathBuf, #[source] std::io::Error),
     /// Raw mode failed.
     #[error("cannot put the terminal in raw mode: {0}")]
     Terminal(#[source] std::io::Error),
@@ -75,6 +93,10 @@ pub struct PreparedInput {
     script: Option<Script>,
     qmp: Option<QmpServer>,
     interactive: bool,
+    /// Stdin is a pipe or a file and nothing else types: type its text.
+    piped: bool,
+    /// `--record`: the interactive session's script.
+    recording: Option<Recording>,
 }
 
 impl InputArgs {
@@ -85,6 +107,13 @@ impl InputArgs {
         let mut script: Option<Script> = None;
         if let Some(path) = &self.keys {
             let (name, bytes) = if path.as_os_str() == "-" {
+                if terminal::is_terminal(0) {
+                    // Otherwise the VMM would seem to hang, waiting for EOF.
+                    eprintln!(
+                        "vmm: reading the keystroke script from stdin (the terminal); \
+                         end it with Ctrl+D"
+                    );
+                }
                 let mut bytes = Vec::new();
                 std::io::stdin()
                     .read_to_end(&mut bytes)
@@ -97,8 +126,13 @@ impl InputArgs {
             };
             script = Some(Script::parse_bytes(&name, &bytes).map_err(InputError::Script)?);
         }
-        for text in &self.type_text {
-            let line = Script::type_text("--type", text).map_err(InputError::Script)?;
+        for (index, text) in self.type_text.iter().enumerate() {
+            // With several, messages say which one: `--type #2:1: ...`.
+            let source = match self.type_text.len() {
+                1 => "--type".to_string(),
+                _ => format!("--type #{}", index + 1),
+            };
+            let line = Script::type_text(&source, text).map_err(InputError::Script)?;
             match &mut script {
                 Some(script) => script.extend(line),
                 None => script = Some(line),
@@ -113,18 +147,48 @@ impl InputArgs {
             if !stdin_tty {
                 return Err(InputError::NotATerminal);
             }
+            if !terminal::in_foreground(0) {
+                return Err(InputError::Background);
+            }
             true
+        } else if !self.no_interactive && stdin_tty && !stdin_is_script {
+            // `vmm &`: the terminal belongs to the foreground job; taking it
+            // (raw mode, reads) would stop the VMM with SIGTTOU/SIGTTIN.
+            let foreground = terminal::in_foreground(0);
+            if !foreground {
+                eprintln!(
+                    "vmm: running in the background: not reading keys from the terminal \
+                     (use --keys, --type or --qmp to type into the guest)"
+                );
+            }
+            foreground
         } else {
-            !self.no_interactive && stdin_tty && !stdin_is_script
+            false
         };
+        // A pipe or a file on stdin is typed into the guest when no other
+        // source drives the keyboard.
+        let piped = !stdin_tty
+            && !self.no_interactive
+            && self.keys.is_none()
+            && self.type_text.is_empty()
+            && self.qmp.is_none();
         let qmp = match &self.qmp {
             Some(address) => Some(QmpServer::bind(address).map_err(InputError::Qmp)?),
+            None => None,
+        };
+        let recording = match &self.record {
+            Some(_) if !interactive => return Err(InputError::RecordWithoutTerminal),
+            Some(path) => {
+                Some(Recording::create(path).map_err(|e| InputError::Record(path.clone(), e))?)
+            }
             None => None,
         };
         Ok(PreparedInput {
             script,
             qmp,
             interactive,
+            piped,
+            recording,
         })
     }
 }
@@ -142,6 +206,7 @@ impl PreparedInput {
         let worker =
             KeyWorker::start(machine.clone()).map_err(|e| InputError::Spawn("input-keys", e))?;
         let mut raw = None;
+        let recording = self.recording.map(|r| Arc::new(Mutex::new(r)));
         if self.interactive {
             let terminal = terminal::RawTerminal::enter(0).map_err(InputError::Terminal)?;
             let fd = terminal.fd();
@@ -150,9 +215,13 @@ impl PreparedInput {
             raw = Some(terminal);
             let worker = worker.clone();
             let machine = machine.clone();
+            let recording = recording.clone();
             spawn("input-terminal", move || {
                 let result = terminal::read_events(fd, |event| match event {
                     terminal::TermEvent::Keys(keys) => {
+                        if let Some(recording) = &recording {
+                            lock(recording).combo(&keys);
+                        }
                         worker.combo(keys, Duration::ZERO);
                         true
                     }
@@ -171,6 +240,10 @@ impl PreparedInput {
                     log::warn!("terminal input stopped: {e}");
                 }
             })?;
+        }
+        if self.piped {
+            let worker = worker.clone();
+            spawn("input-stdin", move || type_stdin(&worker))?;
         }
         let mut qmp = None;
         if let Some(server) = self.qmp {
@@ -209,9 +282,52 @@ impl PreparedInput {
         Ok(InputHandle {
             qmp,
             script: script_thread,
+            recording,
             _raw: raw,
         })
     }
+}
+
+/// Types the text read from stdin (a pipe or a file) until its end, paced
+/// by the guest as `type` lines are; the guest runs on after it.
+/// Characters a US keyboard cannot type are skipped: the first one is
+/// named on stderr, and their number at the end.
+fn type_stdin(worker: &KeyWorker) {
+    let mut decoder = TextDecoder::new();
+    let mut skipped = 0usize;
+    let mut queue = |typed: Vec<Typed>| {
+        for typed in typed {
+            match typed {
+                Typed::Keys(keys) => worker.combo(keys, Duration::ZERO),
+                Typed::Untypeable(c) => {
+                    if skipped == 0 {
+                        eprintln!(
+                            "vmm: stdin: character {c:?} cannot be typed on a US keyboard; skipped"
+                        );
+                    }
+                    skipped += 1;
+                }
+            }
+        }
+    };
+    let mut stdin = std::io::stdin().lock();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stdin.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => queue(decoder.feed(&buffer[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                eprintln!("vmm: stdin: {e}; no more input is typed");
+                break;
+            }
+        }
+    }
+    queue(decoder.finish());
+    if skipped > 1 {
+        eprintln!("vmm: stdin: {skipped} characters skipped (not on a US keyboard)");
+    }
+    log::debug!("stdin: end of input; the guest runs on");
 }
 
 /// Starts a named thread of the input sources.
@@ -247,7 +363,16 @@ pub struct InputHandle {
     qmp: Option<QmpHandle>,
     /// The keystroke script's thread and its result.
     script: Option<thread::JoinHandle<Result<(), script::RunError>>>,
+    /// `--record`, shared with the terminal's thread.
+    recording: Option<Arc<Mutex<Recording>>>,
     _raw: Option<terminal::RawTerminal>,
+}
+
+/// The recording, also if a thread panicked while holding it.
+fn lock(recording: &Mutex<Recording>) -> std::sync::MutexGuard<'_, Recording> {
+    recording
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl InputHandle {
@@ -257,9 +382,10 @@ impl InputHandle {
     /// terminal. Call when [`crate::vm::Vm::run`] has returned, before the
     /// process exits.
     ///
-    /// Returns the keystroke script's line still pending when the machine
-    /// stopped, if any: the run has then failed (see [`ScriptStopped`]).
-    pub fn vm_stopped(self, exit: &VmExit) -> Option<ScriptStopped> {
+    /// Returns how the keystroke script failed the run, if it did: a line
+    /// still pending when the machine stopped (see [`ScriptStopped`]), or
+    /// an `expect` that timed out.
+    pub fn vm_stopped(self, exit: &VmExit) -> Option<ScriptFailure> {
         if let Some(qmp) = self.qmp {
             // The machine published its `Shutdown` when `run` returned, so
             // the relay thread ends once it has written the events before it.
@@ -271,6 +397,9 @@ impl InputHandle {
             let _ = std::fs::remove_file(&qmp.path);
         }
         terminal::restore();
+        if let Some(recording) = &self.recording {
+            lock(recording).finish();
+        }
         let pending = self.script.and_then(|thread| {
             // The runner notices the stop within a fraction of a second
             // (`wait` lines end early, `expect` returns, pacing polls).
@@ -284,21 +413,72 @@ impl InputHandle {
             }
             match thread.join() {
                 Ok(Err(script::RunError::Stopped { script, line, what })) => {
-                    Some((script, line, what))
+                    Some(ScriptFailure::Pending(ScriptStopped {
+                        script,
+                        line,
+                        what,
+                        why: stop_reason(exit),
+                    }))
                 }
-                Ok(_) => None,
+                Ok(Err(script::RunError::ExpectTimeout {
+                    script,
+                    line,
+                    text,
+                    timeout,
+                    ..
+                })) => Some(ScriptFailure::ExpectTimeout {
+                    script,
+                    line,
+                    message: format!("expect {text:?} timed out after {timeout:?}"),
+                }),
+                Ok(Ok(())) => None,
                 Err(_) => {
                     log::warn!("the script thread panicked");
                     None
                 }
             }
         });
-        pending.map(|(script, line, what)| ScriptStopped {
-            script,
-            line,
-            what,
-            why: stop_reason(exit),
-        })
+        pending
+    }
+}
+
+/// How a keystroke script failed the run (status 126).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptFailure {
+    /// A line was still pending when the machine stopped; the caller
+    /// reports it.
+    Pending(ScriptStopped),
+    /// An `expect` timed out; the script's thread reported it on stderr
+    /// (with the output's tail) when it stopped the machine.
+    ExpectTimeout {
+        /// Script source name.
+        script: String,
+        /// 1-based line number.
+        line: usize,
+        /// `expect "x" timed out after 5s`.
+        message: String,
+    },
+}
+
+impl ScriptFailure {
+    /// The failing line for the exit record.
+    pub fn script_line(&self) -> ScriptLine {
+        match self {
+            Self::Pending(stopped) => ScriptLine {
+                file: stopped.script.clone(),
+                line: stopped.line,
+                message: format!("{}: {} first", stopped.what, stopped.why),
+            },
+            Self::ExpectTimeout {
+                script,
+                line,
+                message,
+            } => ScriptLine {
+                file: script.clone(),
+                line: *line,
+                message: message.clone(),
+            },
+        }
     }
 }
 
@@ -343,3 +523,6 @@ pub fn shutdown_cause(reason: &ExitReason) -> (bool, &'static str) {
         _ => (false, "host-error"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
-//! Keystroke injection: the interactive terminal, keystroke scripts
-//! (`--keys`, `--type`) and the QMP control socket (`--qmp`).
+//! Keystroke injection: the interactive terminal (recorded as a script
+//! with `--record`), keystroke scripts (`--keys`, `--type`), the QMP
+//! control socket (`--qmp`) and a piped stdin.
 //!
 //! Every source drives the machine through one trait,
 //! [`MachineControl`]: key events for the i8042's PS/2 keyboard (see
@@ -22,19 +23,24 @@
 //! | `keycodes.rs` | QEMU key names, set-2 codes, the US layout |
 //! | `script.rs` | the script grammar, parser and runner |
 //! | `terminal.rs` | raw mode and terminal byte sequences to keys |
+//! | `text.rs` | text (a piped stdin) to keys |
+//! | `recording.rs` | `--record`: the terminal's keys as a script |
 //! | `qmp/` | the QMP session, commands, messages and server |
 //! | `remote/` | `vmm keys`: the same scripts against another machine through its QMP socket |
 mod cli;
 pub mod keycodes;
 pub mod machine;
 pub mod qmp;
+pub mod recording;
 pub mod remote;
 pub mod script;
 pub mod terminal;
+pub mod text;
 mod worker;
 
 pub use cli::{
-    shutdown_cause, stop_reason, InputArgs, InputError, InputHandle, PreparedInput, ScriptStopped,
+    shutdown_cause, stop_reason, InputArgs, InputError, InputHandle, PreparedInput, ScriptFailure,
+    ScriptStopped,
 };
 pub use machine::MachineControl;
 pub use worker::KeyWorker;

@@ -428,6 +428,17 @@ pub fn is_terminal(fd: RawFd) -> bool {
     unsafe { libc::isatty(fd) == 1 }
 }
 
+/// Whether this process may use the terminal on `fd`: false only when it
+/// is the process's controlling terminal and the process is not in its
+/// foreground job. Such a background job (`vmm &`) that sets raw mode or
+/// reads the terminal is stopped by SIGTTOU or SIGTTIN. (A terminal that is
+/// not the controlling one, `tcgetpgrp` failing, sends neither.)
+pub fn in_foreground(fd: RawFd) -> bool {
+    // SAFETY: tcgetpgrp and getpgrp only read process state.
+    let (foreground, own) = unsafe { (libc::tcgetpgrp(fd), libc::getpgrp()) };
+    foreground < 0 || foreground == own
+}
+
 /// Reads the terminal on `fd` until end of input or an error, calling
 /// `on_event` for each decoded event; returns early when it returns false.
 pub fn read_events(fd: RawFd, mut on_event: impl FnMut(TermEvent) -> bool) -> io::Result<()> {

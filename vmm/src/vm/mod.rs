@@ -42,7 +42,17 @@ pub use vcpu::{ExitKind, VcpuStats};
 /// below the 4 GiB boundary, far above the highest RAM address.
 const TSS_ADDRESS: usize = 0xfffb_d000;
 
-/// How to build a machine.
+/// How to build a machine. [`VmConfig::default`] is the embedded guest
+/// with an empty command line and [`memory::DEFAULT_MIB`] of RAM, COM1 only
+/// to the [`SerialTap`], guest resets rebooting; change what you need:
+///
+/// ```
+/// let config = vmm::VmConfig {
+///     cmdline: "run=exit 3".into(),
+///     ..vmm::VmConfig::default()
+/// };
+/// assert_eq!(config.kernel, vmm::guest::ELF);
+/// ```
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     /// The kernel: an ELF with a PVH entry note.
@@ -57,6 +67,18 @@ pub struct VmConfig {
     /// A guest reset request stops the VM ([`ExitReason::GuestReset`],
     /// status 0) instead of resetting the machine, like QEMU's `-no-reboot`.
     pub no_reboot: bool,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            kernel: Cow::Borrowed(crate::guest::ELF),
+            cmdline: String::new(),
+            memory_mib: memory::DEFAULT_MIB,
+            serial_to_stdout: false,
+            no_reboot: false,
+        }
+    }
 }
 
 /// What the first boot and every machine reset do to memory and the vCPU,

@@ -24,6 +24,7 @@ pub(super) const COMMANDS: &[&str] = &[
     "cont",
     "system_reset",
     "quit",
+    "human-monitor-command",
 ];
 
 /// A decoded command with checked arguments.
@@ -57,6 +58,11 @@ pub enum Command {
     SystemReset,
     /// `quit`.
     Quit,
+    /// `human-monitor-command`: one HMP command line (see `hmp.rs`).
+    HumanMonitor {
+        /// `command-line`.
+        command_line: String,
+    },
 }
 
 impl Command {
@@ -110,6 +116,18 @@ impl Command {
             "cont" => no_arguments(args, Command::Cont)?,
             "system_reset" if can_reset => no_arguments(args, Command::SystemReset)?,
             "quit" => no_arguments(args, Command::Quit)?,
+            "human-monitor-command" => {
+                let arguments: HumanMonitor = decode_arguments(args)?;
+                // One vCPU: index 0 is the only CPU (QEMU's error otherwise).
+                if arguments.cpu_index.is_some_and(|index| index != 0) {
+                    return Err(QmpError::generic(
+                        "Parameter 'cpu-index' expects a CPU number",
+                    ));
+                }
+                Command::HumanMonitor {
+                    command_line: arguments.command_line,
+                }
+            }
             _ => {
                 return Err(QmpError::not_found(format!(
                     "The command {name} has not been found"
@@ -142,6 +160,16 @@ fn no_arguments(args: &Map<String, Value>, command: Command) -> Result<Command, 
 #[serde(deny_unknown_fields)]
 struct Capabilities {
     enable: Option<Vec<Value>>,
+}
+
+/// `human-monitor-command`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HumanMonitor {
+    #[serde(rename = "command-line")]
+    command_line: String,
+    #[serde(rename = "cpu-index")]
+    cpu_index: Option<i64>,
 }
 
 /// `send-key`.

@@ -11,8 +11,14 @@
 //!
 //! Supported commands: `qmp_capabilities`, `send-key`, `input-send-event`
 //! (key events), `query-status`, `stop`, `cont`, `system_reset` (when the
-//! machine can reset), `quit`, `query-commands`, `query-version`. Events:
-//! `STOP`, `RESUME`, `RESET`, `SHUTDOWN`.
+//! machine can reset), `quit`, `query-commands`, `query-version`,
+//! `human-monitor-command` (the HMP commands in [`hmp`]). Events: `STOP`,
+//! `RESUME`, `RESET`, `SHUTDOWN`.
+//!
+//! `query-version` (and the greeting) has QEMU's shape, so clients that
+//! check it work: `qemu` holds this crate's own version numbers (0.1.0, not
+//! a QEMU release: no QEMU feature level is claimed) and `package` says
+//! `asyncos-vmm VERSION`.
 //!
 //! Errors follow QEMU: commands before `qmp_capabilities` and unknown commands
 //! answer with class `CommandNotFound`; malformed JSON and bad arguments with
@@ -27,6 +33,7 @@ use std::time::Duration;
 
 mod args;
 pub mod commands;
+pub mod hmp;
 pub mod messages;
 mod server;
 mod session;

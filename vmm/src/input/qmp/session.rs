@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use super::args::decode_request;
 
 use super::commands::{Command, COMMANDS};
+use super::hmp::{self, HmpCommand};
 use super::messages::{event, reset_event, shutdown_event, version, QmpError};
 use super::MAX_PENDING_INPUT;
 use crate::input::keycodes::Key;
@@ -229,31 +230,86 @@ impl QmpSession {
                 json!({})
             }
             Command::Stop => {
-                if !machine.is_paused() {
-                    machine.pause();
-                    events.push(event("STOP", None));
-                }
+                stop(machine, &mut events);
                 json!({})
             }
             Command::Cont => {
-                if machine.is_paused() {
-                    machine.resume();
-                    events.push(event("RESUME", None));
-                }
+                cont(machine, &mut events);
                 json!({})
             }
             Command::SystemReset => {
-                machine.reset();
-                events.push(reset_event(false, "host-qmp-system-reset"));
+                system_reset(machine, &mut events);
                 json!({})
             }
             Command::Quit => {
-                self.quit = true;
-                events.push(shutdown_event(false, "host-qmp-quit"));
-                actions.push(Action::Quit);
+                self.quit(&mut events, actions);
                 json!({})
+            }
+            Command::HumanMonitor { command_line } => {
+                let printed = match hmp::parse(&command_line, machine.can_reset()) {
+                    HmpCommand::SendKey { keys, hold } => {
+                        actions.push(Action::SendKeys { keys, hold });
+                        String::new()
+                    }
+                    HmpCommand::InfoStatus => {
+                        let status = if machine.is_paused() {
+                            "paused"
+                        } else {
+                            "running"
+                        };
+                        format!("VM status: {status}\n")
+                    }
+                    HmpCommand::Stop => {
+                        stop(machine, &mut events);
+                        String::new()
+                    }
+                    HmpCommand::Cont => {
+                        cont(machine, &mut events);
+                        String::new()
+                    }
+                    HmpCommand::SystemReset => {
+                        system_reset(machine, &mut events);
+                        String::new()
+                    }
+                    HmpCommand::Quit => {
+                        self.quit(&mut events, actions);
+                        String::new()
+                    }
+                    HmpCommand::Print(text) => text,
+                };
+                Value::String(hmp::output(&printed))
             }
         };
         Ok((events, value))
     }
+
+    /// `quit`: the `SHUTDOWN` event precedes the answer; nothing after it
+    /// is executed.
+    fn quit(&mut self, events: &mut Vec<Value>, actions: &mut Vec<Action>) {
+        self.quit = true;
+        events.push(shutdown_event(false, "host-qmp-quit"));
+        actions.push(Action::Quit);
+    }
+}
+
+/// `stop`: pauses a running machine (`STOP` event).
+fn stop(machine: &dyn MachineControl, events: &mut Vec<Value>) {
+    if !machine.is_paused() {
+        machine.pause();
+        events.push(event("STOP", None));
+    }
+}
+
+/// `cont`: resumes a paused machine (`RESUME` event).
+fn cont(machine: &dyn MachineControl, events: &mut Vec<Value>) {
+    if machine.is_paused() {
+        machine.resume();
+        events.push(event("RESUME", None));
+    }
+}
+
+/// `system_reset` (`RESET` event).
+fn system_reset(machine: &dyn MachineControl, events: &mut Vec<Value>) {
+    machine.reset();
+    events.push(reset_event(false, "host-qmp-system-reset"));
 }

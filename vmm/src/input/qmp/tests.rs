@@ -501,3 +501,143 @@ fn argument_errors_keep_their_order() {
     }
     assert!(mock.log.lock().unwrap().is_empty());
 }
+
+/// `human-monitor-command` with `command-line`.
+fn hmp(session: &mut QmpSession, mock: &Mock, line: &str) -> Vec<Value> {
+    let request = json!({"execute": "human-monitor-command",
+                         "arguments": {"command-line": line}});
+    run(session, mock, &request.to_string())
+}
+
+#[test]
+fn human_monitor_info_status_stop_cont() {
+    let mock = Mock::default();
+    let mut s = ready(&mock);
+    assert_eq!(
+        hmp(&mut s, &mock, "info status"),
+        [json!({"return": "VM status: running\r\n"})]
+    );
+    assert_eq!(
+        hmp(&mut s, &mock, "stop"),
+        [json!({"event": "STOP"}), json!({"return": ""})]
+    );
+    assert_eq!(
+        hmp(&mut s, &mock, "info status"),
+        [json!({"return": "VM status: paused\r\n"})]
+    );
+    assert_eq!(
+        hmp(&mut s, &mock, "c"),
+        [json!({"event": "RESUME"}), json!({"return": ""})]
+    );
+    assert_eq!(*mock.log.lock().unwrap(), ["stop", "cont"]);
+}
+
+#[test]
+fn human_monitor_sendkey_goes_out_as_send_key() {
+    let mock = Mock::default();
+    let mut s = ready(&mock);
+    assert_eq!(
+        hmp(&mut s, &mock, "sendkey ctrl-alt-delete 50"),
+        [json!({"return": ""})]
+    );
+    assert_eq!(hmp(&mut s, &mock, "sendkey a"), [json!({"return": ""})]);
+    assert_eq!(
+        *mock.log.lock().unwrap(),
+        ["send ctrl-alt-delete 50ms", "send a 100ms"]
+    );
+    // Errors are the monitor's text, not QMP errors; nothing is sent.
+    assert_eq!(
+        hmp(&mut s, &mock, "sendkey ctrl-nokey"),
+        [json!({"return": "invalid parameter: nokey\r\n"})]
+    );
+    assert_eq!(mock.log.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn human_monitor_reset_quit_and_unknown_commands() {
+    let mock = Mock {
+        resettable: true,
+        ..Default::default()
+    };
+    let mut s = ready(&mock);
+    assert_eq!(
+        hmp(&mut s, &mock, "frobnicate"),
+        [json!({"return": "unknown command: 'frobnicate'\r\n"})]
+    );
+    assert_eq!(
+        hmp(&mut s, &mock, "system_reset"),
+        [
+            json!({"event": "RESET", "data": {"guest": false, "reason": "host-qmp-system-reset"}}),
+            json!({"return": ""})
+        ]
+    );
+    let (out, actions) = feed(
+        &mut s,
+        &mock,
+        br#"{"execute":"human-monitor-command","arguments":{"command-line":"quit"}}"#,
+    );
+    assert_eq!(
+        strip_timestamps(out),
+        [
+            json!({"event": "SHUTDOWN", "data": {"guest": false, "reason": "host-qmp-quit"}}),
+            json!({"return": ""})
+        ]
+    );
+    assert_eq!(actions, [Action::Quit]);
+    assert!(s.quit_requested());
+}
+
+#[test]
+fn human_monitor_arguments_checked_as_qemu() {
+    let mock = Mock::default();
+    let mut s = ready(&mock);
+    let answer = |s: &mut QmpSession, arguments: Value| {
+        let request = json!({"execute": "human-monitor-command", "arguments": arguments});
+        run(s, &mock, &request.to_string())[0]["error"]["desc"].clone()
+    };
+    assert_eq!(
+        answer(&mut s, json!({})),
+        "Parameter 'command-line' is missing"
+    );
+    assert_eq!(
+        answer(&mut s, json!({"command-line": 5})),
+        "Invalid parameter type for 'command-line', expected: string"
+    );
+    assert_eq!(
+        answer(
+            &mut s,
+            json!({"command-line": "info status", "cpu-index": 1})
+        ),
+        "Parameter 'cpu-index' expects a CPU number"
+    );
+    assert_eq!(
+        hmp_with_cpu(&mut s, &mock),
+        [json!({"return": "VM status: running\r\n"})]
+    );
+}
+
+fn hmp_with_cpu(session: &mut QmpSession, mock: &Mock) -> Vec<Value> {
+    let request = json!({"execute": "human-monitor-command",
+                         "arguments": {"command-line": "info status", "cpu-index": 0}});
+    run(session, mock, &request.to_string())
+}
+
+#[test]
+fn query_version_has_qemus_shape() {
+    let mock = Mock::default();
+    let mut s = ready(&mock);
+    let answer = run(&mut s, &mock, r#"{"execute":"query-version"}"#);
+    let version = &answer[0]["return"];
+    let keys: Vec<&String> = version.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["package", "qemu"]);
+    let qemu = version["qemu"].as_object().unwrap();
+    let mut names: Vec<&String> = qemu.keys().collect();
+    names.sort();
+    assert_eq!(names, ["major", "micro", "minor"]);
+    assert!(qemu.values().all(Value::is_u64), "{version}");
+    assert_eq!(
+        version["package"],
+        format!("asyncos-vmm {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(version, &greeting()["QMP"]["version"]);
+}
