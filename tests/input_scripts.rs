@@ -1,21 +1,17 @@
 //! The shared keystroke scripts (`tests/scripts/*.keys`) run in our VMM
-//! (`vmm --keys FILE`) and in QEMU (the same guest ELF, the same parsed script
-//! typed through QEMU's QMP socket); the serial transcripts must match once
-//! timing-dependent numbers are masked. Plus the no-key-lost check: 20,000
-//! characters in one `type` line.
+//! (`vmm --keys FILE`) and in QEMU (the same guest ELF, the same script run
+//! by `vmm keys` through QEMU's QMP socket, COM1 in a file); the serial
+//! transcripts must match once timing-dependent numbers are masked. Plus
+//! the no-key-lost check: 20,000 characters in one `type` line.
 mod common;
-#[path = "common/script_qemu.rs"]
-mod script_qemu;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::qmp::Qmp;
+use common::keys::{Serial, Target};
 use common::*;
-use script_qemu::QemuTarget;
 use shared::exit::qemu_exit_status;
-use vmm::input::script::{self, Script};
 
 fn script_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -70,39 +66,21 @@ fn run_vmm(path: &Path, timeout_secs: u64) -> (i32, String, Duration) {
     (code, vm.stdout.text(), elapsed)
 }
 
-/// Runs the same script in QEMU (pc, TCG) through QMP.
+/// Runs the same script in QEMU (pc, TCG) with `vmm keys`.
 fn run_qemu(path: &Path) -> (i32, String, Duration) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let parsed = Script::parse(&path.display().to_string(), &text).expect("script parses");
-    let socket = scratch_path("qemu-qmp.sock");
     let start = Instant::now();
-    let mut command = qemu_command("pc", "tcg", guest_elf());
-    command
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", socket.display()));
-    let mut vm = Machine::spawn(command);
-    let qmp = Qmp::connect(&socket, Duration::from_secs(20));
-    let target = QemuTarget::new(qmp, &vm.stdout);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        script::run(&parsed, &target)
-    }));
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => panic!(
-            "script failed in QEMU: {error}\nstderr:\n{}",
-            vm.stderr.text()
-        ),
-        Err(_) => panic!(
-            "QMP failed while running the script in QEMU\nstdout:\n{}\nstderr:\n{}",
-            vm.stdout.text(),
-            vm.stderr.text()
-        ),
-    }
-    drop(target);
-    let status = vm.wait(Duration::from_secs(60));
+    let mut qemu = Target::qemu(Serial::File);
+    let (status, stderr) = qemu.keys(path, &[]);
+    assert_eq!(
+        status,
+        0,
+        "vmm keys failed in QEMU: {stderr}\nQEMU's output:\n{}",
+        qemu.transcript()
+    );
+    let exit = qemu.vm.wait(Duration::from_secs(60));
     (
-        status.code().unwrap_or(-1),
-        vm.stdout.text(),
+        exit.code().unwrap_or(-1),
+        qemu.transcript(),
         start.elapsed(),
     )
 }

@@ -530,6 +530,27 @@ fn readme_synopsis_lists_every_flag() {
         .filter_map(|l| l.split([' ', ',', '[', '=']).find(|w| w.starts_with("--")))
         .collect();
     assert!(flags.len() >= 14, "{flags:?}");
+    // `vmm keys` has its own line in the synopsis, with its own flags.
+    let output = vmm().args(["keys", "--help"]).output().unwrap();
+    let keys_help = String::from_utf8_lossy(&output.stdout);
+    let keys_line = synopsis
+        .lines()
+        .find(|l| l.trim_start().starts_with("vmm keys "))
+        .expect("a `vmm keys` line in the README synopsis");
+    let keys_flags: Vec<&str> = keys_help
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with('-'))
+        .filter_map(|l| l.split([' ', ',']).find(|w| w.starts_with("--")))
+        .filter(|f| *f != "--help")
+        .collect();
+    assert!(keys_flags.len() >= 4, "{keys_flags:?}");
+    for flag in keys_flags {
+        let named = keys_line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .any(|w| w == flag);
+        assert!(named, "{flag} missing from `{keys_line}`");
+    }
     for flag in flags {
         let named = synopsis
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))

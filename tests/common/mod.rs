@@ -4,6 +4,7 @@
 
 pub mod guest;
 pub mod guest_tests;
+pub mod keys;
 pub mod pty;
 pub mod pvh_elf;
 pub mod qmp;
@@ -270,11 +271,21 @@ impl Drop for Machine {
 /// QEMU arguments shared by every QEMU test: no display, no default devices,
 /// COM1 on stdio, the debug-exit device.
 pub fn qemu_command(machine: &str, accel: &str, kernel: &Path) -> Command {
+    qemu_command_with_serial(machine, accel, kernel, "stdio")
+}
+
+/// [`qemu_command`] with COM1 on `serial` (QEMU's `-serial` syntax).
+pub fn qemu_command_with_serial(
+    machine: &str,
+    accel: &str,
+    kernel: &Path,
+    serial: &str,
+) -> Command {
     let mut command = Command::new(qemu_binary());
     command
         .args(["-machine", machine, "-accel", accel])
         .args(["-display", "none", "-nodefaults", "-no-reboot"])
-        .args(["-serial", "stdio"])
+        .args(["-serial", serial])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
         .arg("-kernel")
         .arg(kernel);

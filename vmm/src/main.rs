@@ -35,11 +35,29 @@ Exit statuses:
   126  a keystroke script failed: an expect timed out, or a script line was
        still pending when the machine stopped";
 
+/// `vmm keys --help`'s closing text: its exit statuses.
+const KEYS_AFTER_HELP: &str = "\
+Exit statuses:
+  0    every script line is done (the machine runs on)
+  1    bad option or script, no QMP server or serial output at the path,
+       a greeting that is not QEMU's, a QMP error reply
+  2    command-line usage error (unknown flag, missing or malformed value)
+  126  an expect timed out, or a script line was still pending when the
+       machine stopped (QMP SHUTDOWN, QMP or serial socket closed) or
+       --timeout expired";
+
 /// Boots a PVH kernel (by default the embedded asyncos guest) on KVM with
 /// userspace-emulated PC devices; the guest's COM1 is on stdout.
 #[derive(Parser, Debug)]
 #[command(version, about, after_help = AFTER_HELP)]
+// `vmm [FLAGS]` boots as before; `vmm keys ...` is the subcommand, whose
+// flags (`--qmp`, `--timeout`) are its own, not the VMM's.
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 struct Cli {
+    /// A subcommand instead of booting.
+    #[command(subcommand)]
+    command: Option<Subcommand>,
+
     /// Boot this PVH ELF kernel instead of the embedded guest.
     #[arg(long, value_name = "PATH")]
     kernel: Option<PathBuf>,
@@ -97,6 +115,15 @@ struct Cli {
     input: vmm::input::InputArgs,
 }
 
+/// `vmm`'s subcommands.
+#[derive(clap::Subcommand, Debug)]
+enum Subcommand {
+    /// Run a keystroke script against any QMP machine (QEMU, or vmm --qmp):
+    /// keys through QMP, expect on its serial output.
+    #[command(after_help = KEYS_AFTER_HELP)]
+    Keys(vmm::input::remote::KeysArgs),
+}
+
 /// How `--stats` prints the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum StatsFormat {
@@ -149,6 +176,15 @@ fn main() -> ExitCode {
     }
     logger.target(env_logger::Target::Stderr).init();
 
+    if let Some(Subcommand::Keys(args)) = &cli.command {
+        return match vmm::input::remote::run(args) {
+            Ok(status) => ExitCode::from(status as u8),
+            Err(error) => {
+                eprintln!("vmm: {error}");
+                ExitCode::from(status::SETUP_ERROR as u8)
+            }
+        };
+    }
     let record_path = cli.exit_record.clone();
     let (status, record) = match run(cli) {
         Ok((status, record)) => (status, record),

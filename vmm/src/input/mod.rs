@@ -28,11 +28,13 @@
 //! | `recording.rs` | `--record`: the terminal's keys as a script |
 //! | `serial_text.rs` | text and keys as a serial terminal sends them (`--console-input serial`) |
 //! | `qmp/` | the QMP session, commands, messages and server |
+//! | `remote/` | `vmm keys`: the same scripts against another machine through its QMP socket |
 mod cli;
 pub mod keycodes;
 pub mod machine;
 pub mod qmp;
 pub mod recording;
+pub mod remote;
 pub mod script;
 pub mod serial_text;
 pub mod terminal;
