@@ -658,8 +658,11 @@ fn stdout_nobody_reads_does_not_stop_the_timeout() {
     let (read_end, write_end) = stuck_pipe();
     let mut command = vmm();
     // About 600 bytes per `help`: some 30 KiB against a 4 KiB pipe.
-    command.args(["--no-interactive", "--timeout", "3", "--stats", "--type"]);
-    command.arg("help\\n".repeat(50));
+    // From the command line, not typed: typing speed depends on the host's
+    // load, and a `type` line still pending at the timeout would fail the
+    // run (126) instead of showing the timeout.
+    command.args(["--no-interactive", "--timeout", "3", "--stats", "--cmdline"]);
+    command.arg(format!("run={}", ["help"; 50].join("; ")));
     command
         .stdin(std::process::Stdio::null())
         .stdout(write_end)
