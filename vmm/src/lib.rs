@@ -8,6 +8,7 @@ pub mod clock;
 pub mod device;
 pub mod devices;
 pub mod input;
+pub mod sandbox;
 pub mod stdout_sink;
 pub mod vm;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared::{exit, status};
+use vmm::sandbox;
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
 use vmm::vm::{HostStop, MachineEvent, ResetCause};
@@ -34,7 +35,9 @@ Exit statuses:
   124  --timeout fired
   125  the guest crashed (triple fault, KVM internal error, failed entry)
   126  a keystroke script failed: an expect timed out, or a script line was
-       still pending when the machine stopped";
+       still pending when the machine stopped
+  159  a VMM thread made a system call its seccomp filter forbids (the
+       message names the thread and the call; --no-seccomp turns the filter off)";
 
 /// Boots a PVH kernel (by default the embedded asyncos guest) on KVM with
 /// userspace-emulated PC devices; the guest's COM1 is on stdout.
@@ -72,6 +75,16 @@ struct Cli {
     #[arg(long)]
     trace: bool,
 
+    /// Run without the seccomp filters that confine each VMM thread to the
+    /// system calls it needs (on by default).
+    #[arg(long)]
+    no_seccomp: bool,
+
+    /// Test the filter: the vCPU thread makes a forbidden call (socket)
+    /// once confined, which must end the VMM with status 159.
+    #[arg(long, hide = true)]
+    seccomp_self_test: bool,
+
     /// Write the embedded guest kernel ELF to PATH (`-`: stdout) and exit.
     #[arg(long, value_name = "PATH")]
     export_guest: Option<PathBuf>,
@@ -107,6 +120,9 @@ enum Error {
     /// The machine could not be built or run.
     #[error(transparent)]
     Vm(#[from] vmm::vm::Error),
+    /// The seccomp sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] vmm::sandbox::Error),
     /// A host-side thread could not be created.
     #[error("cannot start the {0} thread: {1}")]
     Spawn(&'static str, #[source] std::io::Error),
@@ -155,6 +171,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         .ok()
         .filter(|mib| (memory::MIN_MIB..=memory::MAX_MIB).contains(mib))
         .ok_or(Error::Memory(cli.memory))?;
+    // Before any thread starts: each confines itself once set up.
+    if !cli.no_seccomp {
+        vmm::sandbox::enable()?;
+    }
+    if cli.seccomp_self_test {
+        vmm::sandbox::request_self_test();
+    }
     // Scripts are parsed and the QMP socket opened before the guest starts.
     let input = cli.input.prepare()?;
     let kernel = match &cli.kernel {
@@ -186,6 +209,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {
+                sandbox::confine_or_exit(sandbox::Role::Timeout);
                 if handle.wait_exit_timeout(timeout).is_none() {
                     eprintln!(
                         "vmm: timeout after {:.3} s, stopping the guest",
@@ -206,6 +230,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
     let reset_log = thread::Builder::new()
         .name("reset-log".into())
         .spawn(move || {
+            sandbox::confine_or_exit(sandbox::Role::ResetLog);
             for event in machine_events {
                 match event {
                     MachineEvent::Reset(ResetCause::Guest) => eprintln!("vmm: guest reset"),

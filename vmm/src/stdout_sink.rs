@@ -205,6 +205,7 @@ impl StdoutSink {
     /// The writer thread: takes what is queued and writes it, blocking on
     /// the output with no lock held.
     fn run(&self, out: &mut dyn Write) {
+        crate::sandbox::confine_or_exit(crate::sandbox::Role::StdoutWriter);
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut state = self.lock();
         loop {

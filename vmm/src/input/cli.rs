@@ -12,6 +12,7 @@ use super::qmp::{self, EventSink, QmpAddress, QmpServer};
 use super::script::{self, Script};
 use super::terminal;
 use super::worker::KeyWorker;
+use crate::sandbox::{confine_or_exit, Role};
 use crate::vm::{ExitReason, HostStop, VmExit};
 
 /// Command-line options of the input sources (flattened into the VMM's CLI).
@@ -151,6 +152,7 @@ impl PreparedInput {
             let worker = worker.clone();
             let machine = machine.clone();
             spawn("input-terminal", move || {
+                confine_or_exit(Role::Terminal);
                 let result = terminal::read_events(fd, |event| match event {
                     terminal::TermEvent::Keys(keys) => {
                         worker.combo(keys, Duration::ZERO);
@@ -181,17 +183,24 @@ impl PreparedInput {
             let machine_events = machine.subscribe();
             let relay = {
                 let sink = sink.clone();
-                spawn("input-qmp-events", move || sink.relay(machine_events))?
+                spawn("input-qmp-events", move || {
+                    confine_or_exit(Role::QmpEvents);
+                    sink.relay(machine_events)
+                })?
             };
             let machine = machine.clone();
             let worker = worker.clone();
-            spawn("input-qmp", move || server.serve(&*machine, &worker))?;
+            spawn("input-qmp", move || {
+                confine_or_exit(Role::Qmp);
+                server.serve(&*machine, &worker)
+            })?;
             qmp = Some(QmpHandle { sink, path, relay });
         }
         let mut script_thread = None;
         if let Some(script) = self.script {
             let machine = machine.clone();
             script_thread = Some(spawn_with("input-script", move || {
+                confine_or_exit(Role::Script);
                 let result = script::run(&script, &*machine);
                 match &result {
                     Ok(()) => log::debug!("script {} finished", script.source),
