@@ -201,7 +201,7 @@ fn one_million_keystrokes_none_lost_memory_flat() {
 }
 
 /// Runs one shell command over QMP and returns the output up to the prompt.
-fn command(qmp: &mut Qmp, output: &Output, line: &str) -> String {
+fn shell(qmp: &mut Qmp, output: &Output, line: &str) -> String {
     let from = output.len();
     qmp.type_text(line);
     qmp.type_text("\n");
@@ -268,9 +268,9 @@ fn idle_soak(duration: Duration, every: Duration) {
         round += 1;
         let text = format!("soak-timer-{round}");
         let from = output.len();
-        command(&mut qmp, &output, &format!("timer 300 {text}"));
+        shell(&mut qmp, &output, &format!("timer 300 {text}"));
         let slept = Instant::now();
-        command(&mut qmp, &output, "sleep 500");
+        shell(&mut qmp, &output, "sleep 500");
         let sleep = slept.elapsed();
         assert!(
             sleep >= Duration::from_millis(500),
@@ -295,7 +295,7 @@ fn idle_soak(duration: Duration, every: Duration) {
         "idle soak: {round} timer+sleep rounds; guest {guest_ms:.0} ms, host {host_ms:.1} ms: drift {:+.4} %",
         drift * 100.0
     );
-    command(&mut qmp, &output, "stats");
+    shell(&mut qmp, &output, "stats");
     qmp.type_text("exit 5\n");
     let status = vm.wait(Duration::from_secs(30));
     assert_eq!(status.code(), Some(5), "stderr:\n{}", vm.stderr.text());

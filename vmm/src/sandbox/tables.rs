@@ -277,6 +277,8 @@ pub fn role_calls(role: Role) -> Vec<Allowed> {
             allow!(SYS_close),
             allow!(SYS_unlink),
             allow!(SYS_write),
+            // The QMP `SHUTDOWN` event, sent once the machine has stopped.
+            allow!(SYS_sendto),
         ],
         Role::Vcpu => vec![
             allow!(SYS_ioctl, Only::Ioctls(VCPU_IOCTLS)),
