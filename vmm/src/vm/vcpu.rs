@@ -606,7 +606,9 @@ impl super::complete::GuestAccess for GuestView<'_> {
             return None;
         }
         let mut descriptor = [0u8; 8];
-        self.read(self.sregs.idt.base + offset, &mut descriptor)
+        // The guest sets the IDT base: a linear address, wrapping as the
+        // CPU's do (a plain `+` would panic in a debug build).
+        self.read(self.sregs.idt.base.wrapping_add(offset), &mut descriptor)
             .then(|| ((u64::from_le_bytes(descriptor) >> 45) & 3) as u8)
     }
 
