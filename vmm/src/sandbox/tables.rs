@@ -140,7 +140,7 @@ impl Signal {
 
 /// `_IOC(dir, KVMIO, nr, size)` as `asm-generic/ioctl.h` builds it.
 const fn kvm_ioctl(dir: u32, nr: u32, size: usize) -> u32 {
-    (dir << 30) | ((size as u32) << 16) | ((KVMIO as u32) << 8) | nr
+    (dir << 30) | ((size as u32) << 16) | (KVMIO << 8) | nr
 }
 const NONE: u32 = 0;
 const WRITE: u32 = 1;
