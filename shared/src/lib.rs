@@ -152,6 +152,9 @@ pub mod status {
     pub const EXPECT_FAILED: i32 = 126;
     /// The VMM could not start the guest (bad arguments, no KVM, bad kernel).
     pub const SETUP_ERROR: i32 = 1;
+    /// A VMM thread made a system call its seccomp filter forbids (128 +
+    /// SIGSYS, what a shell reports for a process killed by that signal).
+    pub const SECCOMP_VIOLATION: i32 = 159;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod devices;
 pub mod guest;
 pub mod input;
 pub mod record;
+pub mod sandbox;
 pub mod serial_backend;
 pub mod stdout_sink;
 pub mod vm;

@@ -10,6 +10,7 @@ use clap::Parser;
 use shared::{exit, status};
 use vmm::input::ScriptFailure;
 use vmm::record::{ExitRecord, StatsRecord, StdoutCounters};
+use vmm::sandbox;
 use vmm::stdout_sink::StdoutSink;
 use vmm::vm::memory;
 use vmm::vm::{HostStop, MachineEvent, ResetCause};
@@ -33,7 +34,9 @@ Exit statuses:
   124  --timeout fired
   125  the guest crashed (triple fault, KVM internal error, failed entry)
   126  a keystroke script failed: an expect timed out, or a script line was
-       still pending when the machine stopped";
+       still pending when the machine stopped
+  159  a VMM thread made a system call its seccomp filter forbids (the
+       message names the thread and the call; --no-seccomp turns the filter off)";
 
 /// `vmm keys --help`'s closing text: its exit statuses.
 const KEYS_AFTER_HELP: &str = "\
@@ -95,6 +98,16 @@ struct Cli {
     /// Log every device access (trace level; RUST_LOG works too).
     #[arg(long)]
     trace: bool,
+
+    /// Run without the seccomp filters that confine each VMM thread to the
+    /// system calls it needs (on by default).
+    #[arg(long)]
+    no_seccomp: bool,
+
+    /// Test the filter: the vCPU thread makes a forbidden call (socket)
+    /// once confined, which must end the VMM with status 159.
+    #[arg(long, hide = true)]
+    seccomp_self_test: bool,
 
     /// Write the embedded guest kernel ELF to PATH (`-`: stdout) and exit.
     #[arg(long, value_name = "PATH")]
@@ -162,6 +175,9 @@ enum Error {
     /// The machine could not be built or run.
     #[error(transparent)]
     Vm(#[from] vmm::vm::Error),
+    /// The seccomp sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] vmm::sandbox::Error),
     /// A host-side thread could not be created.
     #[error("cannot start the {0} thread: {1}")]
     Spawn(&'static str, #[source] std::io::Error),
@@ -185,7 +201,18 @@ fn main() -> ExitCode {
             }
         };
     }
-    let record_path = cli.exit_record.clone();
+    // Created now, written at the end: once the machine runs, the main
+    // thread's seccomp filter allows no `open`.
+    let mut record_file = match &cli.exit_record {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => Some((path.clone(), file)),
+            Err(error) => {
+                eprintln!("vmm: --exit-record {}: {error}", path.display());
+                return ExitCode::from(status::SETUP_ERROR as u8);
+            }
+        },
+        None => None,
+    };
     let (status, record) = match run(cli) {
         Ok((status, record)) => (status, record),
         Err(error) => {
@@ -194,9 +221,9 @@ fn main() -> ExitCode {
             (status::SETUP_ERROR, Some(record))
         }
     };
-    if let (Some(path), Some(record)) = (record_path, record) {
+    if let (Some((path, file)), Some(record)) = (&mut record_file, record) {
         // The status stays the run's: a harness notices the missing record.
-        if let Err(error) = std::fs::write(&path, record.to_json() + "\n") {
+        if let Err(error) = file.write_all((record.to_json() + "\n").as_bytes()) {
             eprintln!(
                 "vmm: cannot write the exit record {}: {error}",
                 path.display()
@@ -234,6 +261,13 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
         .ok()
         .filter(|mib| (memory::MIN_MIB..=memory::MAX_MIB).contains(mib))
         .ok_or(Error::Memory(cli.memory))?;
+    // Before any thread starts: each confines itself once set up.
+    if !cli.no_seccomp {
+        vmm::sandbox::enable()?;
+    }
+    if cli.seccomp_self_test {
+        vmm::sandbox::request_self_test();
+    }
     // Scripts are parsed and the QMP socket opened before the guest starts.
     let input = cli.input.prepare()?;
     let kernel = match &cli.kernel {
@@ -268,6 +302,7 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
         thread::Builder::new()
             .name("timeout".into())
             .spawn(move || {
+                sandbox::confine_or_exit(sandbox::Role::Timeout);
                 if handle.wait_exit_timeout(timeout).is_none() {
                     eprintln!(
                         "vmm: timeout after {:.3} s, stopping the guest",
@@ -291,6 +326,7 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
     let reset_log = thread::Builder::new()
         .name("reset-log".into())
         .spawn(move || {
+            sandbox::confine_or_exit(sandbox::Role::ResetLog);
             for event in machine_events {
                 match event {
                     MachineEvent::Reset(ResetCause::Guest) => eprintln!("vmm: guest reset"),

@@ -41,6 +41,19 @@ pub struct StatsRecord {
     /// COM1 output on its way to stdout; `null` when COM1 does not go to
     /// stdout (an embedder's machine).
     pub com1_stdout: Option<StdoutCounters>,
+    /// COM1's UART: bytes transmitted, host bytes the guest read, overruns.
+    pub com1: Com1Counters,
+}
+
+/// COM1's UART counters (`--stats`'s `com1:` line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Com1Counters {
+    /// Bytes the guest transmitted.
+    pub tx_bytes: u64,
+    /// Host input bytes the guest read from the receiver.
+    pub rx_bytes: u64,
+    /// Bytes lost to receiver overrun (loopback only: host input waits).
+    pub rx_overruns: u64,
 }
 
 /// The vCPU thread's time, in seconds.
@@ -118,6 +131,11 @@ impl StatsRecord {
                 writes: platform.unknown_port_writes,
             },
             com1_stdout: stdout,
+            com1: Com1Counters {
+                tx_bytes: report.serial.tx_bytes,
+                rx_bytes: report.serial.rx_bytes,
+                rx_overruns: report.serial.rx_overruns,
+            },
         }
     }
 

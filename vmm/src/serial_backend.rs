@@ -17,6 +17,7 @@
 //!
 //! Output never blocks the machine: file and socket are written by a
 //! writer thread behind a [`StdoutSink`] queue, as stdout is.
+use crate::sandbox::{confine_or_exit, Role};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -136,7 +137,7 @@ impl SerialBackend {
             Self::None => (None, false, None),
             Self::File(path) => {
                 let file = File::create(path).map_err(|e| OpenError::File(path.clone(), e))?;
-                let sink = StdoutSink::spawn(file, StdoutSink::CAPACITY)
+                let sink = StdoutSink::spawn_as(file, StdoutSink::CAPACITY, Role::SerialWriter)
                     .map_err(|e| OpenError::Spawn("serial-file", e))?;
                 (Some(sink), false, None)
             }
@@ -150,8 +151,12 @@ impl SerialBackend {
                 let listener =
                     UnixListener::bind(path).map_err(|e| OpenError::Bind(path.clone(), e))?;
                 let client: Client = Arc::default();
-                let sink = StdoutSink::spawn(ClientWriter(client.clone()), StdoutSink::CAPACITY)
-                    .map_err(|e| OpenError::Spawn("serial-socket", e))?;
+                let sink = StdoutSink::spawn_as(
+                    ClientWriter(client.clone()),
+                    StdoutSink::CAPACITY,
+                    Role::SerialWriter,
+                )
+                .map_err(|e| OpenError::Spawn("serial-socket", e))?;
                 (Some(sink), false, Some((listener, path.clone(), client)))
             }
         };
@@ -172,7 +177,10 @@ impl OpenSerial {
         };
         thread::Builder::new()
             .name("serial-socket".into())
-            .spawn(move || serve(&listener, &client, &*machine))
+            .spawn(move || {
+                confine_or_exit(Role::SerialSocket);
+                serve(&listener, &client, &*machine)
+            })
             .map_err(|e| OpenError::Spawn("serial-socket", e))?;
         Ok(Some(path))
     }

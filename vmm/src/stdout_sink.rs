@@ -42,6 +42,7 @@
 //! The writer writes to file descriptor 1 directly, not through
 //! [`std::io::Stdout`]: nothing is buffered behind our back, and a writer
 //! parked in `write(2)` holds no lock the runtime's exit path would need.
+use crate::sandbox::Role;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -112,9 +113,19 @@ impl StdoutSink {
         .as_ref()
     }
 
-    /// A sink writing to `out` from a new thread, holding at most `capacity`
-    /// bytes.
-    pub fn spawn(mut out: impl Write + Send + 'static, capacity: usize) -> io::Result<Self> {
+    /// A sink writing to `out` (the process's stdout) from a new thread,
+    /// holding at most `capacity` bytes.
+    pub fn spawn(out: impl Write + Send + 'static, capacity: usize) -> io::Result<Self> {
+        Self::spawn_as(out, capacity, Role::StdoutWriter)
+    }
+
+    /// A sink writing to `out` from a new thread named and confined as
+    /// `role` (`--serial file:` and `unix:` use [`Role::SerialWriter`]).
+    pub fn spawn_as(
+        mut out: impl Write + Send + 'static,
+        capacity: usize,
+        role: Role,
+    ) -> io::Result<Self> {
         let sink = StdoutSink {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
@@ -125,8 +136,8 @@ impl StdoutSink {
         };
         let writer = sink.clone();
         thread::Builder::new()
-            .name("stdout-writer".into())
-            .spawn(move || writer.run(&mut out))?;
+            .name(role.thread_name().into())
+            .spawn(move || writer.run(&mut out, role))?;
         Ok(sink)
     }
 
@@ -212,7 +223,8 @@ impl StdoutSink {
 
     /// The writer thread: takes what is queued and writes it, blocking on
     /// the output with no lock held.
-    fn run(&self, out: &mut dyn Write) {
+    fn run(&self, out: &mut dyn Write, role: Role) {
+        crate::sandbox::confine_or_exit(role);
         let mut chunk = Vec::with_capacity(CHUNK);
         let mut state = self.lock();
         loop {

@@ -16,6 +16,7 @@ use super::text::{TextDecoder, Typed};
 use super::worker::KeyWorker;
 use super::ConsoleInput;
 use crate::record::ScriptLine;
+use crate::sandbox::{confine_or_exit, Role};
 use crate::vm::{ExitReason, HostStop, VmExit};
 
 /// Command-line options of the input sources (flattened into the VMM's CLI).
@@ -248,6 +249,7 @@ impl PreparedInput {
             let recording = recording.clone();
             if self.console == ConsoleInput::Serial {
                 spawn("input-terminal", move || {
+                    confine_or_exit(Role::Terminal);
                     let result = terminal::read_raw(fd, |event| match event {
                         terminal::RawEvent::Bytes(bytes) => machine.serial_input(&bytes),
                         terminal::RawEvent::Help => {
@@ -267,6 +269,7 @@ impl PreparedInput {
                 })?;
             } else {
                 spawn("input-terminal", move || {
+                    confine_or_exit(Role::Terminal);
                     let result = terminal::read_events(fd, |event| match event {
                         terminal::TermEvent::Keys(keys) => {
                             if let Some(recording) = &recording {
@@ -294,10 +297,16 @@ impl PreparedInput {
         }
         if self.piped && self.console == ConsoleInput::Serial {
             let machine = machine.clone();
-            spawn("input-stdin", move || send_stdin_to_serial(&*machine))?;
+            spawn("input-stdin", move || {
+                confine_or_exit(Role::Stdin);
+                send_stdin_to_serial(&*machine)
+            })?;
         } else if self.piped {
             let worker = worker.clone();
-            spawn("input-stdin", move || type_stdin(&worker))?;
+            spawn("input-stdin", move || {
+                confine_or_exit(Role::Stdin);
+                type_stdin(&worker)
+            })?;
         }
         let mut qmp = None;
         if let Some(server) = self.qmp {
@@ -308,11 +317,17 @@ impl PreparedInput {
             let machine_events = machine.subscribe();
             let relay = {
                 let sink = sink.clone();
-                spawn("input-qmp-events", move || sink.relay(machine_events))?
+                spawn("input-qmp-events", move || {
+                    confine_or_exit(Role::QmpEvents);
+                    sink.relay(machine_events)
+                })?
             };
             let machine = machine.clone();
             let worker = worker.clone();
-            spawn("input-qmp", move || server.serve(&*machine, &worker))?;
+            spawn("input-qmp", move || {
+                confine_or_exit(Role::Qmp);
+                server.serve(&*machine, &worker)
+            })?;
             qmp = Some(QmpHandle { sink, path, relay });
         }
         let mut script_thread = None;
@@ -320,6 +335,7 @@ impl PreparedInput {
             let machine = machine.clone();
             let console = self.console;
             script_thread = Some(spawn_with("input-script", move || {
+                confine_or_exit(Role::Script);
                 let result = script::run_on(&script, &*machine, console);
                 match &result {
                     Ok(()) => log::debug!("script {} finished", script.source),

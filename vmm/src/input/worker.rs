@@ -52,6 +52,7 @@ impl KeyWorker {
         thread::Builder::new()
             .name("input-keys".into())
             .spawn(move || {
+                crate::sandbox::confine_or_exit(crate::sandbox::Role::KeyWorker);
                 for job in queue {
                     match job {
                         Job::Combo(keys, hold) => {

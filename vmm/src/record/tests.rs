@@ -3,6 +3,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::devices::serial::SerialStats;
 use crate::vm::{PlatformStats, VcpuStats};
 
 fn report(reason: ExitReason, status: i32) -> RunReport {
@@ -21,6 +22,10 @@ fn report(reason: ExitReason, status: i32) -> RunReport {
             resets: 2,
             unknown_port_reads: 4,
             ..PlatformStats::default()
+        },
+        serial: SerialStats {
+            tx_bytes: 11,
+            ..SerialStats::default()
         },
     }
 }

@@ -52,6 +52,17 @@ pub enum BootError {
     /// An ELF, but not one for this machine.
     #[error("unsupported ELF: {0}")]
     Unsupported(&'static str),
+    /// A `PT_NOTE` segment's notes do not add up, or the PVH note's
+    /// descriptor is too short for an address.
+    #[error("malformed ELF note: {0}")]
+    BadNote(&'static str),
+    /// The PVH entry point is in no loadable segment, so nothing the kernel
+    /// brings would run.
+    #[error("the PVH entry point {0:#x} is outside every loadable segment")]
+    EntryOutsideSegments(u32),
+    /// Two loadable segments claim the same memory.
+    #[error("kernel segments {0:#x}-{1:#x} and {2:#x}-{3:#x} overlap")]
+    SegmentsOverlap(u64, u64, u64, u64),
     /// No `PT_NOTE` segment holds a Xen `PHYS32_ENTRY` note.
     #[error("no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) in the ELF: not a PVH kernel")]
     NoPvhNote,
@@ -141,6 +152,9 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
         return Err(BootError::Unsupported("not little-endian"));
     }
     let header = |offset| u16_at(elf, offset).ok_or(BootError::Truncated("the ELF header"));
+    if header(16)? != 2 {
+        return Err(BootError::Unsupported("not an executable (ET_EXEC)"));
+    }
     if header(18)? != 62 {
         return Err(BootError::Unsupported(
             "not an x86-64 executable (EM_X86_64)",
@@ -174,12 +188,14 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
             .filter(|range| range.end <= elf.len())
             .ok_or(BootError::Truncated("a segment"))?;
         match p_type {
+            // Checked whatever the memory size: the loader copies the file
+            // bytes even of a segment with none.
+            PT_LOAD if p_filesz > p_memsz => {
+                return Err(BootError::Unsupported(
+                    "a segment's file size exceeds its memory size",
+                ));
+            }
             PT_LOAD if p_memsz > 0 => {
-                if p_filesz > p_memsz {
-                    return Err(BootError::Unsupported(
-                        "a segment's file size exceeds its memory size",
-                    ));
-                }
                 let end = p_paddr.checked_add(p_memsz).ok_or(BootError::Unsupported(
                     "a segment wraps around the address space",
                 ))?;
@@ -189,7 +205,7 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
                 }
             }
             PT_NOTE => {
-                if let Some(entry) = find_pvh_note(&elf[file_range]) {
+                if let Some(entry) = find_pvh_note(&elf[file_range])? {
                     pvh_entry.get_or_insert(entry);
                 }
             }
@@ -200,6 +216,17 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
         return Err(BootError::Unsupported("no loadable segment"));
     }
     let pvh_entry = pvh_entry.ok_or(BootError::NoPvhNote)?;
+    if !segments.iter().any(|s| s.contains(&u64::from(pvh_entry))) {
+        return Err(BootError::EntryOutsideSegments(pvh_entry));
+    }
+    for (i, a) in segments.iter().enumerate() {
+        if let Some(b) = segments[i + 1..]
+            .iter()
+            .find(|b| a.start < b.end && b.start < a.end)
+        {
+            return Err(BootError::SegmentsOverlap(a.start, a.end, b.start, b.end));
+        }
+    }
     Ok(ElfInfo {
         pvh_entry,
         segments,
@@ -207,23 +234,36 @@ pub fn inspect(elf: &[u8]) -> Result<ElfInfo, BootError> {
     })
 }
 
-/// The entry point in a Xen `PHYS32_ENTRY` note among `notes`, if any.
-fn find_pvh_note(mut notes: &[u8]) -> Option<u32> {
+/// The entry point in a Xen `PHYS32_ENTRY` note among `notes`, if any; an
+/// error if a note's sizes run past the segment or the PVH note's
+/// descriptor cannot hold an address. (Fewer than 12 bytes left over, too
+/// few for a note header, are padding.)
+fn find_pvh_note(mut notes: &[u8]) -> Result<Option<u32>, BootError> {
+    const PAST_END: BootError =
+        BootError::BadNote("a note's sizes run past the end of its PT_NOTE segment");
     while notes.len() >= 12 {
-        let namesz = u32_at(notes, 0)? as usize;
-        let descsz = u32_at(notes, 4)? as usize;
-        let kind = u32_at(notes, 8)?;
-        let name_end = 12usize.checked_add(namesz.checked_next_multiple_of(4)?)?;
-        let desc_end = name_end.checked_add(descsz)?;
-        let name = notes.get(12..12 + namesz)?;
-        let desc = notes.get(name_end..desc_end)?;
-        if kind == XEN_ELFNOTE_PHYS32_ENTRY && name == b"Xen\0" && descsz >= 4 {
-            return u32_at(desc, 0);
+        let word = |offset| u32_at(notes, offset).map_or(0, |w| w as usize);
+        let (namesz, descsz, kind) = (word(0), word(4), word(8) as u32);
+        let name_end = namesz
+            .checked_next_multiple_of(4)
+            .and_then(|n| n.checked_add(12))
+            .ok_or(PAST_END)?;
+        let desc_end = name_end.checked_add(descsz).ok_or(PAST_END)?;
+        let name = notes.get(12..12 + namesz).ok_or(PAST_END)?;
+        let desc = notes.get(name_end..desc_end).ok_or(PAST_END)?;
+        if kind == XEN_ELFNOTE_PHYS32_ENTRY && name == b"Xen\0" {
+            return u32_at(desc, 0).map(Some).ok_or(BootError::BadNote(
+                "the PVH entry note's descriptor is shorter than 4 bytes",
+            ));
         }
-        let next = name_end.checked_add(descsz.checked_next_multiple_of(4)?)?;
-        notes = notes.get(next..)?;
+        let next = descsz
+            .checked_next_multiple_of(4)
+            .and_then(|d| name_end.checked_add(d))
+            .ok_or(PAST_END)?;
+        // The last note's descriptor padding may be missing.
+        notes = notes.get(next..).unwrap_or_default();
     }
-    None
+    Ok(None)
 }
 
 /// Checks that every segment lies in guest RAM and clear of the boot data.
@@ -357,6 +397,9 @@ const _: () = {
     assert!(MEMMAP_ADDR + 3 * 24 <= START_INFO_ADDR + 0x1000);
     assert!(CMDLINE_ADDR + (CMDLINE_MAX as u64) < memory::LOW_RAM_END);
 };
+
+#[cfg(test)]
+mod malformed;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -34,6 +34,7 @@ pub use crate::devices::serial::SerialStats;
 pub use boot::{BootError, CMDLINE_MAX};
 pub use events::MachineEvent;
 pub use handle::VmHandle;
+pub use kick::kick_signal;
 pub use memory::SizeError;
 pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
 pub use state::{ExitReason, HostStop, ResetCause, VmExit};
@@ -369,6 +370,10 @@ impl Vm {
             }
         };
 
+        // Every thread of the run is started: the main thread, which now
+        // only waits, reports and exits, confines itself (threads inherit
+        // their creator's filter, so not before).
+        crate::sandbox::confine_or_exit(crate::sandbox::Role::Main);
         let handle = VmHandle::new(shared.clone());
         let vcpu_stats = vcpu_thread.join().unwrap_or_else(|_| {
             let mut state = shared.lock();

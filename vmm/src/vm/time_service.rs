@@ -43,6 +43,7 @@ pub(crate) fn run(shared: &Shared, clock: MonotonicClock) -> std::io::Result<()>
         EpollEvent::new(EventSet::IN, DOORBELL),
     )?;
     let mut events = [EpollEvent::default(); 2];
+    crate::sandbox::confine_or_exit(crate::sandbox::Role::TimeService);
     loop {
         let next_deadline = {
             let mut state = shared.lock();

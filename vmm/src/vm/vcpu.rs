@@ -135,6 +135,12 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
     let kvm_stats = KvmStats::open(&vcpu)
         .map_err(|error| log::debug!("no KVM binary statistics: {error}"))
         .ok();
+    // Set-up done (the vCPU fd, its kvm_run mapping and statistics fd are
+    // open): from here on only the vCPU's own calls.
+    crate::sandbox::confine_or_exit(crate::sandbox::Role::Vcpu);
+    if crate::sandbox::self_test_requested() {
+        crate::sandbox::forbidden_call();
+    }
     let mut vcpu_loop = VcpuLoop {
         shared,
         boot,
@@ -600,7 +606,9 @@ impl super::complete::GuestAccess for GuestView<'_> {
             return None;
         }
         let mut descriptor = [0u8; 8];
-        self.read(self.sregs.idt.base + offset, &mut descriptor)
+        // The guest sets the IDT base: a linear address, wrapping as the
+        // CPU's do (a plain `+` would panic in a debug build).
+        self.read(self.sregs.idt.base.wrapping_add(offset), &mut descriptor)
             .then(|| ((u64::from_le_bytes(descriptor) >> 45) & 3) as u8)
     }
 
