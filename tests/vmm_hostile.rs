@@ -231,9 +231,9 @@ fn rss_kib(pid: u32) -> Option<u64> {
 #[test]
 fn pit_storm_leaves_the_vmm_responsive_and_bounded() {
     let timeout = Duration::from_secs(3);
-    let mut command = hostile("test=hostile_pit_storm", &["--stats", "--timeout", "3"]);
+    let command = hostile("test=hostile_pit_storm", &["--stats", "--timeout", "3"]);
     let started = Instant::now();
-    let mut vm = Machine::spawn(command.arg("--no-interactive"));
+    let mut vm = Machine::spawn(command);
     vm.stdout
         .expect("halting with interrupts on", Duration::from_secs(20));
     let pid = vm.child.id();
@@ -309,9 +309,9 @@ fn pit_storm_stops_on_qmp_quit() {
 #[test]
 fn cli_hlt_ends_by_timeout_on_time() {
     let timeout = Duration::from_secs(1);
-    let mut command = hostile("test=hostile_cli_hlt", &["--stats", "--timeout", "1"]);
+    let command = hostile("test=hostile_cli_hlt", &["--stats", "--timeout", "1"]);
     let started = Instant::now();
-    let mut vm = Machine::spawn(command.arg("--no-interactive"));
+    let mut vm = Machine::spawn(command);
     let status = vm.wait(Duration::from_secs(30));
     let wall = started.elapsed();
     let stderr = vm.stderr.text();
@@ -344,8 +344,8 @@ fn cli_hlt_stops_on_qmp_quit() {
 fn quit_during(cmdline: &str, marker: &str) {
     let socket = scratch_path("hostile-quit.sock");
     let qmp_arg = format!("unix:{}", socket.display());
-    let mut command = hostile(cmdline, &["--qmp", &qmp_arg, "--timeout", "60"]);
-    let mut vm = Machine::spawn(command.arg("--no-interactive"));
+    let command = hostile(cmdline, &["--qmp", &qmp_arg, "--timeout", "60"]);
+    let mut vm = Machine::spawn(command);
     let mut qmp = common::qmp::Qmp::connect(&socket, Duration::from_secs(20));
     vm.stdout.expect(marker, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
