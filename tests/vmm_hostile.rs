@@ -308,8 +308,10 @@ fn pit_storm_stops_on_qmp_quit() {
 /// `cli; hlt`: no interrupt can wake the vCPU; only the host can end it.
 #[test]
 fn cli_hlt_ends_by_timeout_on_time() {
-    let timeout = Duration::from_secs(1);
-    let command = hostile("test=hostile_cli_hlt", &["--stats", "--timeout", "1"]);
+    // Long enough for the guest to boot to its `cli; hlt` on a loaded host
+    // (its boot is emulated instruction by instruction).
+    let timeout = Duration::from_secs(5);
+    let command = hostile("test=hostile_cli_hlt", &["--stats", "--timeout", "5"]);
     let started = Instant::now();
     let mut vm = Machine::spawn(command);
     let status = vm.wait(Duration::from_secs(30));
@@ -320,7 +322,11 @@ fn cli_hlt_ends_by_timeout_on_time() {
         Some(shared::status::TIMEOUT),
         "stderr:\n{stderr}"
     );
-    assert!(vm.stdout.text().contains("hostile_cli_hlt: cli; hlt"));
+    assert!(
+        vm.stdout.text().contains("hostile_cli_hlt: cli; hlt"),
+        "the guest did not reach cli; hlt in {timeout:?}:\n{}",
+        vm.stdout.text()
+    );
     let run_time = stats_run_time(&stderr);
     eprintln!("cli; hlt: run time {run_time:?} for {timeout:?}, {wall:?} from spawn to exit");
     assert!(
