@@ -159,11 +159,10 @@ fn qmp_quit_stops_a_guest_spinning_with_interrupts_off() {
 /// The bound asserted on the VMM's reaction to `--timeout` and QMP `quit`
 /// while the guest misbehaves: the VMM measures the first itself (its
 /// `--stats` run time against the timeout); QMP `quit` is timed by this
-/// test from the request to the process's exit, which includes the
-/// scheduling of three processes on a loaded host, so it gets a wider
-/// margin.
+/// test from the request to the process's exit (measured: 5-12 ms with the
+/// host's 2 CPUs at a load average of 24).
 const STOP_WITHIN: Duration = Duration::from_millis(100);
-const QUIT_WITHIN: Duration = Duration::from_millis(1000);
+const QUIT_WITHIN: Duration = Duration::from_millis(100);
 
 /// `vmm` on the embedded guest with `cmdline` and `extra` flags.
 fn hostile(cmdline: &str, extra: &[&str]) -> Command {
@@ -521,7 +520,7 @@ fn serial_flood_into_a_stuck_stdout_is_bounded_and_counted() {
     // queue's 16 MiB were never reached).
     assert_eq!(dropped, 0, "{line}");
     assert!(
-        unwritten >= KIB * 1024 - 64 * 1024 && unwritten <= KIB * 1024 + 4096,
+        (KIB * 1024 - 64 * 1024..=KIB * 1024 + 4096).contains(&unwritten),
         "{line}"
     );
     assert!(peak <= TYPING_RSS_LIMIT_KIB, "peak RSS {peak} KiB");

@@ -180,7 +180,7 @@ fn modes(log: &mut Log, mode: u8) {
     // between the write and the read: then OUT may have changed on one
     // machine and not the other, and the line says so (the test runs both
     // again).
-    if count < COUNT / 2 || count > COUNT {
+    if !(COUNT / 2..=COUNT).contains(&count) {
         log.value(DEV, name("running").as_str(), "out2", "stalled");
     } else {
         log.byte(DEV, name("running").as_str(), "out2", out);
