@@ -151,3 +151,377 @@ fn qmp_quit_stops_a_guest_spinning_with_interrupts_off() {
     // vCPU would run into the 60 s --timeout (124) instead.
     assert!(took < Duration::from_secs(10), "quit took {took:?}");
 }
+
+// --- Hostile guests built into the embedded kernel (`test=hostile_*`,
+// guest/src/ktest/hostile.rs): long-mode kernels, so nothing depends on the
+// host's instruction emulator beyond ordinary kernel code.
+
+/// The bound asserted on the VMM's reaction to `--timeout` and QMP `quit`
+/// while the guest misbehaves: the VMM measures the first itself (its
+/// `--stats` run time against the timeout); QMP `quit` is timed by this
+/// test from the request to the process's exit (measured: 5-12 ms with the
+/// host's 2 CPUs at a load average of 24).
+const STOP_WITHIN: Duration = Duration::from_millis(100);
+const QUIT_WITHIN: Duration = Duration::from_millis(100);
+
+/// `vmm` on the embedded guest with `cmdline` and `extra` flags.
+fn hostile(cmdline: &str, extra: &[&str]) -> Command {
+    require_kvm();
+    let mut command = Command::new(vmm_binary());
+    command
+        .arg("--kernel")
+        .arg(guest_elf())
+        .args(["--cmdline", cmdline])
+        .args(extra);
+    command
+}
+
+/// The run time the VMM reports in `--stats` (`vmm stats: run time 3.006 s`).
+fn stats_run_time(stderr: &str) -> Duration {
+    let secs: f64 = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("vmm stats: run time "))
+        .and_then(|rest| rest.trim_end_matches(" s").parse().ok())
+        .unwrap_or_else(|| panic!("no run time in --stats:\n{stderr}"));
+    Duration::from_secs_f64(secs)
+}
+
+/// Per thread of process `pid`: its name and CPU time (user + system).
+fn thread_cpu(pid: u32) -> Vec<(String, Duration)> {
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut threads = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return threads;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // `tid (comm) state ...`: utime and stime are fields 14 and 15.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<u64> = stat[close + 2..]
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields[11] + fields[12];
+        threads.push((name, Duration::from_millis(ticks * 1000 / hz)));
+    }
+    threads
+}
+
+/// The VMM's resident set size now (VmRSS), in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
+/// An interrupt storm: PIT channel 0 in mode 2 with count 1 and IRQ0
+/// unmasked. The PIT model spaces IRQ0 edges at least 100 µs apart, and a
+/// tick is reinjected only after the previous one was taken, so the guest
+/// takes interrupts as fast as it can while the VMM's other threads stay
+/// nearly idle; `--timeout` stops it on time.
+#[test]
+fn pit_storm_leaves_the_vmm_responsive_and_bounded() {
+    let timeout = Duration::from_secs(3);
+    let command = hostile("test=hostile_pit_storm", &["--stats", "--timeout", "3"]);
+    let started = Instant::now();
+    let mut vm = Machine::spawn(command);
+    vm.stdout
+        .expect("halting with interrupts on", Duration::from_secs(20));
+    let pid = vm.child.id();
+    // CPU over one second of the storm, thread by thread.
+    let before = thread_cpu(pid);
+    let window_start = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let after = thread_cpu(pid);
+    let window = window_start.elapsed();
+    let status = vm.wait(Duration::from_secs(30));
+    let wall = started.elapsed();
+    let stderr = vm.stderr.text();
+    assert_eq!(
+        status.code(),
+        Some(shared::status::TIMEOUT),
+        "stderr:\n{stderr}"
+    );
+
+    let used = |name: &str| -> Duration {
+        let of = |list: &[(String, Duration)]| {
+            list.iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, t)| *t)
+                .sum::<Duration>()
+        };
+        of(&after).saturating_sub(of(&before))
+    };
+    let names: std::collections::BTreeSet<&String> = after.iter().map(|(n, _)| n).collect();
+    let vcpu = used("vcpu0");
+    let others: Duration = names
+        .iter()
+        .filter(|n| n.as_str() != "vcpu0")
+        .map(|n| used(n))
+        .sum();
+    eprintln!(
+        "storm: over {window:?}: vCPU thread {vcpu:?}, other threads {others:?} ({names:?}); \
+         run time {:?} for a {timeout:?} timeout, {wall:?} from spawn to exit",
+        stats_run_time(&stderr)
+    );
+    // The vCPU thread runs the guest (KVM's emulator) flat out: at most one
+    // CPU. Everything else (time service, main thread, COM1 writer) must
+    // stay small: a tick storm in the host would show here.
+    assert!(
+        vcpu <= window + Duration::from_millis(50),
+        "vCPU {vcpu:?} in {window:?}"
+    );
+    assert!(
+        others <= window / 5,
+        "the VMM's own threads used {others:?} of CPU in {window:?}"
+    );
+    // The storm was real: thousands of IRQ0s delivered, the rest counted.
+    let irq0 = stderr
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("irq 0 "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(irq0 > 1000, "only {irq0} IRQ0s injected:\n{stderr}");
+    // --timeout acted on time.
+    let run_time = stats_run_time(&stderr);
+    assert!(
+        run_time >= timeout && run_time <= timeout + STOP_WITHIN,
+        "stopped after {run_time:?} for a {timeout:?} timeout"
+    );
+}
+
+/// QMP `quit` in the middle of the storm.
+#[test]
+fn pit_storm_stops_on_qmp_quit() {
+    quit_during("test=hostile_pit_storm", "halting with interrupts on");
+}
+
+/// `cli; hlt`: no interrupt can wake the vCPU; only the host can end it.
+#[test]
+fn cli_hlt_ends_by_timeout_on_time() {
+    // Long enough for the guest to boot to its `cli; hlt` on a loaded host
+    // (its boot is emulated instruction by instruction).
+    let timeout = Duration::from_secs(5);
+    let command = hostile("test=hostile_cli_hlt", &["--stats", "--timeout", "5"]);
+    let started = Instant::now();
+    let mut vm = Machine::spawn(command);
+    let status = vm.wait(Duration::from_secs(30));
+    let wall = started.elapsed();
+    let stderr = vm.stderr.text();
+    assert_eq!(
+        status.code(),
+        Some(shared::status::TIMEOUT),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        vm.stdout.text().contains("hostile_cli_hlt: cli; hlt"),
+        "the guest did not reach cli; hlt in {timeout:?}:\n{}",
+        vm.stdout.text()
+    );
+    let run_time = stats_run_time(&stderr);
+    eprintln!("cli; hlt: run time {run_time:?} for {timeout:?}, {wall:?} from spawn to exit");
+    assert!(
+        run_time >= timeout && run_time <= timeout + STOP_WITHIN,
+        "stopped after {run_time:?} for a {timeout:?} timeout"
+    );
+    // The halted vCPU does not spin: it sleeps in the VMM until stopped.
+    assert!(
+        stats_value(&stderr, "hlt").unwrap_or(0) <= 2,
+        "halted more than once:\n{stderr}"
+    );
+}
+
+#[test]
+fn cli_hlt_stops_on_qmp_quit() {
+    quit_during("test=hostile_cli_hlt", "hostile_cli_hlt: cli; hlt");
+}
+
+/// Runs `cmdline` with a QMP socket, waits for `marker` on COM1 and half
+/// a second more, then asks `quit` and times it to the process's exit.
+fn quit_during(cmdline: &str, marker: &str) {
+    let socket = scratch_path("hostile-quit.sock");
+    let qmp_arg = format!("unix:{}", socket.display());
+    let command = hostile(cmdline, &["--qmp", &qmp_arg, "--timeout", "60"]);
+    let mut vm = Machine::spawn(command);
+    let mut qmp = common::qmp::Qmp::connect(&socket, Duration::from_secs(20));
+    vm.stdout.expect(marker, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = Instant::now();
+    let _ = qmp.execute("quit", None);
+    let replied = asked.elapsed();
+    let status = vm.wait(Duration::from_secs(30));
+    let took = asked.elapsed();
+    eprintln!("{cmdline}: QMP quit answered in {replied:?}, process gone after {took:?}");
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", vm.stderr.text());
+    assert!(took < QUIT_WITHIN, "quit took {took:?}");
+}
+
+/// A triple fault (no IDT, then a page fault) ends the VMM with 125 and a
+/// message naming it, whatever `--no-reboot` says.
+#[test]
+fn triple_fault_is_a_crash() {
+    let mut vm = Machine::spawn(hostile("test=hostile_triple_fault", &["--timeout", "60"]));
+    let status = vm.wait(Duration::from_secs(90));
+    let stderr = vm.stderr.text();
+    assert_eq!(
+        status.code(),
+        Some(shared::status::GUEST_CRASH),
+        "stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("triple-faulted"), "{stderr}");
+    assert!(!vm.stdout.text().contains("still running"));
+}
+
+/// The PIC re-initialised (ICW1-4) inside the IRQ0 handler, before its
+/// EOI: the in-service bit goes, and timer interrupts keep coming.
+#[test]
+fn pic_reinitialised_inside_an_interrupt() {
+    let mut vm = Machine::spawn(hostile("test=hostile_pic_reinit", &["--timeout", "60"]));
+    let status = vm.wait(Duration::from_secs(90));
+    let out = vm.stdout.text();
+    assert_eq!(
+        status.code(),
+        Some(i32::from(shared::exit::TEST_PASSED)),
+        "{out}\nstderr:\n{}",
+        vm.stderr.text()
+    );
+    for line in [
+        "[ok] the PIC was re-initialised inside IRQ0 (1 time)",
+        "[ok] IRQ0 was in service before ICW1 (ISR 0x01)",
+        "[ok] ICW1 cleared the in-service register (ISR 0x00)",
+        "[ok] five 10 ms sleeps after the re-initialisation took",
+        "[ok] no unexpected or spurious interrupt (0 and 0 more)",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+/// Peak resident set size asserted for the VMM while a script types into a
+/// guest that does not read (128 MiB of guest RAM, mostly never touched).
+const TYPING_RSS_LIMIT_KIB: u64 = 64 * 1024;
+
+/// 100,000 keys typed by `--type` into a guest that ignores the keyboard
+/// for 3 s, then polls it: every key arrives exactly once. Scripts are
+/// paced (each key waits until the guest has read the previous one), so
+/// while the guest does not read, the script waits with one key in the
+/// keyboard: the host holds nothing more and loses nothing.
+#[test]
+fn keys_typed_while_the_guest_does_not_read_are_all_delivered() {
+    const KEYS: usize = 100_000;
+    let mut text = "a".repeat(KEYS);
+    text.push('\n');
+    let cmdline = format!("test=hostile_keyboard_deaf keys={KEYS} deaf_ms=3000");
+    let mut command = hostile(&cmdline, &["--timeout", "1200", "--type"]);
+    command.arg(&text);
+    let started = Instant::now();
+    let mut vm = Machine::spawn(command);
+    let pid = vm.child.id();
+    let mut peak = 0;
+    let mut samples = 0;
+    while vm.child.try_wait().expect("try_wait").is_none() {
+        if let Some(kib) = rss_kib(pid) {
+            peak = peak.max(kib);
+            samples += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = vm.wait(Duration::from_secs(10));
+    let out = vm.stdout.text();
+    eprintln!(
+        "{KEYS} keys in {:?}, peak RSS {peak} KiB over {samples} samples",
+        started.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(i32::from(shared::exit::TEST_PASSED)),
+        "{out}\nstderr:\n{}",
+        vm.stderr.text()
+    );
+    assert!(
+        out.contains(
+            "[ok] 100000 presses and 100000 releases of a (expected 100000), 0 other bytes"
+        ),
+        "{out}"
+    );
+    assert!(samples > 10 && peak > 0, "RSS not sampled");
+    assert!(peak <= TYPING_RSS_LIMIT_KIB, "peak RSS {peak} KiB");
+}
+
+/// A guest that floods COM1 (`rep outsb`, never looking at the line
+/// status) into a stdout nobody reads: the guest is never held up, the
+/// VMM's memory stays bounded, and what could not be written is counted in
+/// `--stats`. (512 KiB: every byte is an exit here, about 40 µs, so the
+/// 16 MiB queue bound itself is reached only in `stdout_sink`'s unit test
+/// `a_full_queue_drops_and_counts_the_newest_bytes`.)
+#[test]
+fn serial_flood_into_a_stuck_stdout_is_bounded_and_counted() {
+    const KIB: u64 = 512;
+    let cmdline = format!("test=hostile_serial_flood kib={KIB}");
+    let mut command = hostile(&cmdline, &["--stats", "--timeout", "600"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn vmm");
+    // Keep the pipe open and never read it.
+    let _stdout = child.stdout.take();
+    let stderr = Output::collect(child.stderr.take().unwrap());
+    let pid = child.id();
+    let started = Instant::now();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if let Some(kib) = rss_kib(pid) {
+            peak = peak.max(kib);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(700),
+            "the flood did not end"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stderr.wait_closed(Duration::from_secs(5));
+    let stderr = stderr.text();
+    eprintln!(
+        "flood of {KIB} KiB: {:?}, peak RSS {peak} KiB",
+        started.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(i32::from(shared::exit::TEST_PASSED)),
+        "stderr:\n{stderr}"
+    );
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("COM1 to stdout:"))
+        .unwrap_or_else(|| panic!("no COM1 line in --stats:\n{stderr}"));
+    let counts: Vec<u64> = line
+        .split("stdout:")
+        .nth(1)
+        .unwrap_or("")
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    let [dropped, unwritten] = counts[..] else {
+        panic!("unexpected COM1 line {line:?}");
+    };
+    // At most a pipe's worth (64 KiB, Linux's default capacity) reached
+    // stdout; the rest is counted as not written (nothing dropped: the
+    // queue's 16 MiB were never reached).
+    assert_eq!(dropped, 0, "{line}");
+    assert!(
+        (KIB * 1024 - 64 * 1024..=KIB * 1024 + 4096).contains(&unwritten),
+        "{line}"
+    );
+    assert!(peak <= TYPING_RSS_LIMIT_KIB, "peak RSS {peak} KiB");
+}

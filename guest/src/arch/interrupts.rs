@@ -292,10 +292,24 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// A test's hook, run at the start of every IRQ before the normal
+/// handling (set once; see [`set_irq_hook`]).
+static IRQ_HOOK: Once<fn(u8)> = Once::new();
+
+/// Makes every IRQ call `hook(line)` first, in interrupt context, before
+/// its handler (no EOI: the PICs run in AEOI mode): hostile-guest tests use it to act in the middle of
+/// an interrupt. Only the first call sets a hook.
+pub fn set_irq_hook(hook: fn(u8)) {
+    IRQ_HOOK.call_once(|| hook);
+}
+
 /// IRQ `line` (0..16), from [`irq_common`]. The PICs run in automatic EOI
 /// mode (see `drivers::pic`): no handler sends an EOI.
 extern "C" fn irq_dispatch(line: u32) {
     let line = line as u8;
+    if let Some(hook) = IRQ_HOOK.get() {
+        hook(line);
+    }
     match line {
         TIMER => timer::on_interrupt(),
         KEYBOARD => i8042::on_interrupt(),

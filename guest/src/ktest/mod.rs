@@ -4,7 +4,9 @@
 //! the debug-exit port with TEST_PASSED or TEST_FAILED. Tests:
 //! `boot`, `bootinfo`, `breakpoint`, `heap`, `should_panic`, `stack_overflow`, `executor`, `keyboard`,
 //! `timer`; and `fault_report`, whose expected outcome is the fatal
-//! page-fault report and exit value CPU_EXCEPTION. One submodule per
+//! page-fault report and exit value CPU_EXCEPTION; `conformance`, the
+//! device-conformance log compared with QEMU's (`conformance/`); and the
+//! hostile guests `hostile_*` (`hostile.rs`). One submodule per
 //! subject; this one runs them and keeps the score.
 
 use core::future::{poll_fn, Future};
@@ -30,6 +32,13 @@ pub const TESTS: &[&str] = &[
     "keyboard",
     "timer",
     "fault_report",
+    "conformance",
+    "hostile_pit_storm",
+    "hostile_pic_reinit",
+    "hostile_triple_fault",
+    "hostile_cli_hlt",
+    "hostile_keyboard_deaf",
+    "hostile_serial_flood",
 ];
 
 static PANIC_EXPECTED: AtomicBool = AtomicBool::new(false);
@@ -57,9 +66,11 @@ macro_rules! check {
 }
 
 mod boot;
+mod conformance;
 mod executor;
 mod faults;
 mod heap;
+mod hostile;
 mod keyboard;
 mod timer_test;
 
@@ -88,6 +99,13 @@ pub fn run(name: &str, boot_info: &BootInfo) -> ! {
         "keyboard" => run_async(keyboard::keyboard_test()),
         "timer" => run_async(timer_test::timer_test()),
         "fault_report" => faults::fault_report_test(),
+        "conformance" => conformance::conformance_test(),
+        "hostile_pit_storm" => hostile::pit_storm(),
+        "hostile_pic_reinit" => run_async(hostile::pic_reinit()),
+        "hostile_triple_fault" => hostile::triple_fault(),
+        "hostile_cli_hlt" => hostile::cli_hlt(),
+        "hostile_keyboard_deaf" => hostile::keyboard_deaf(boot_info),
+        "hostile_serial_flood" => hostile::serial_flood(boot_info),
         _ => {
             println!("unknown test: {name}; tests: {}", TESTS.join(" "));
             debug_exit::exit(TEST_FAILED)

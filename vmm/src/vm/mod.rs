@@ -222,8 +222,8 @@ impl RunReport {
         let p = &self.platform;
         let _ = writeln!(
             out,
-            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused",
-            p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused
+            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused, {} cancelled by a PIC re-initialisation",
+            p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused, p.timer_ticks_cancelled
         );
         let _ = writeln!(out, "  resets: {}", p.resets);
         let _ = writeln!(

@@ -93,6 +93,9 @@
 //! * Internal RAM bytes 0x01-0x1F are stored (0x61-0x7F write, 0x21-0x3F
 //!   read back); QEMU ignores those commands. Other unknown controller
 //!   commands are ignored, as in QEMU.
+//! * Status bit 3 (A2) tells whether the last write went to the command
+//!   port (0x64) or the data port (0x60), as the datasheet says; QEMU keeps
+//!   it set (seen by the conformance kernel, `tests/conformance.rs`).
 //! * A new controller command abandons one still waiting for its data byte.
 //! * Alt+Print Screen sends plain SysRq (set 2 `84` / `F0 84`) without QEMU's
 //!   extra Alt break/make around it.

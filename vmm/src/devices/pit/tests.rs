@@ -723,3 +723,28 @@ fn garbage_input_never_panics() {
     let _ = pit.read(PIT_CHANNEL0);
     let _ = pit.take_irq0_edges();
 }
+
+/// The conformance kernel's sequence (tests/conformance.rs, Linux's channel
+/// 2 use): mode 0 programmed and loaded while the gate is low, then the gate
+/// rises. Datasheet: OUT stays low until the count runs out.
+#[test]
+fn mode0_loaded_with_gate_low_keeps_out_low_until_terminal_count() {
+    let (clock, mut pit) = pit_at(Duration::from_millis(7));
+    // An earlier mode 0 count ran with the gate high, then the gate fell.
+    pit.write(PORT_B, 0x01);
+    program(&mut pit, 2, 0, 0xFFFF);
+    clock.advance(Duration::from_millis(2));
+    pit.write(PORT_B, 0x00);
+    clock.advance(Duration::from_micros(100));
+    program(&mut pit, 2, 0, 0x1000);
+    clock.advance(Duration::from_micros(50));
+    assert!(!out2(&mut pit), "OUT low after the count is written");
+    pit.write(PORT_B, 0x01);
+    clock.advance(Duration::from_micros(10));
+    pit.write(PIT_COMMAND, 0x80);
+    let count = read16(&mut pit, 2);
+    assert!((0x0FF0..=0x1000).contains(&count), "count {count:#x}");
+    assert!(!out2(&mut pit), "OUT low while counting");
+    clock.advance(t(0x1000));
+    assert!(out2(&mut pit), "OUT high at terminal count");
+}

@@ -51,6 +51,8 @@ pub struct PlatformStats {
     pub timer_ticks_dropped: u64,
     /// Timer ticks discarded while the VM was paused.
     pub timer_ticks_paused: u64,
+    /// Owed timer ticks cancelled by a re-initialisation (ICW1) of their PIC.
+    pub timer_ticks_cancelled: u64,
     /// Machine resets (guest-requested and host-requested).
     pub resets: u64,
 }
@@ -343,7 +345,11 @@ impl Platform {
     fn write_window(&mut self, window: Window, port: u16, data: &[u8]) -> Change {
         log::trace!("out {port:#06x} <- {data:02x?}");
         let change = match window.device {
-            DeviceId::InterruptController => PortDevice::write(&mut self.pic, window.delta, data),
+            DeviceId::InterruptController => {
+                let change = PortDevice::write(&mut self.pic, window.delta, data);
+                self.cancel_ticks_on_icw1(port, data);
+                change
+            }
             DeviceId::Device(index) => self.devices[index].device.write(window.delta, data),
         };
         self.route(window.device, change, false)
@@ -393,6 +399,27 @@ impl Platform {
         self.stats.timer_ticks_dropped += ticks.saturating_sub(room);
         queue.owed += ticks.min(room);
         self.deliver_ticks();
+    }
+
+    /// ICW1 starts a chip over (IRR, ISR and IMR cleared): the ticks its
+    /// lines still owe belong to the programming the guest just abandoned.
+    /// Delivered later they would be requests no device made since, which
+    /// neither a real 8259 (an edge while IRR is set is merged) nor QEMU
+    /// shows; a guest re-initialising its PIC (Linux at boot, a kernel after
+    /// a firmware) expects a quiet controller.
+    fn cancel_ticks_on_icw1(&mut self, port: u16, data: &[u8]) {
+        const ICW1: u8 = 0x10;
+        let lines = match port {
+            ports::PIC_MASTER_COMMAND => 0..8,
+            ports::PIC_SLAVE_COMMAND => 8..ISA_LINES,
+            _ => return,
+        };
+        if data.first().is_none_or(|&value| value & ICW1 == 0) {
+            return;
+        }
+        for queue in &mut self.ticks[lines] {
+            self.stats.timer_ticks_cancelled += std::mem::take(&mut queue.owed);
+        }
     }
 
     /// Sends one owed tick per line as an edge unless that line's previous

@@ -285,6 +285,37 @@ fn pic_reinit_drops_the_tick_in_flight() {
     assert_eq!(ack(&mut platform), (32, irq::TIMER));
 }
 
+/// ICW1 cancels the ticks still owed on the chip's lines: after a
+/// re-initialisation IRQ0 is requested again only by a new PIT edge, as on
+/// a real 8259 and in QEMU (found by the conformance kernel: a guest polling
+/// the PIC saw a stale IRQ0 request, or none where QEMU had one).
+#[test]
+fn pic_reinit_cancels_the_ticks_owed() {
+    let (mut platform, clock) = ticking();
+    clock.set(Duration::from_micros(3_500)); // three edges: one in flight, two owed
+    let _ = platform.advance_time(false);
+    assert_eq!(platform.timer_ticks_owed(), 2);
+    init_pic(&mut platform);
+    assert_eq!(platform.timer_ticks_owed(), 0);
+    assert_eq!(platform.stats().timer_ticks_cancelled, 2);
+    assert!(!platform.interrupt_pending());
+    // OCW2/OCW3 writes to the command port (bit 4 clear) cancel nothing.
+    clock.set(Duration::from_micros(5_500));
+    let _ = platform.advance_time(false);
+    assert_eq!(platform.timer_ticks_owed(), 1);
+    let _ = platform.pio_write(0x20, &[0x0B]);
+    eoi(&mut platform);
+    assert_eq!(platform.timer_ticks_owed(), 1);
+    // The slave's ICW1 leaves the master's lines alone.
+    let _ = platform.pio_write(0xA0, &[0x11]);
+    assert_eq!(platform.timer_ticks_owed(), 1);
+    // The next edge after a re-initialisation is delivered.
+    init_pic(&mut platform);
+    clock.set(Duration::from_micros(6_500));
+    let _ = platform.advance_time(false);
+    assert_eq!(ack(&mut platform), (32, irq::TIMER));
+}
+
 /// With a backlog of timer ticks, IRQ0 would win every arbitration:
 /// catch-up ticks wait while another device is requesting.
 #[test]
