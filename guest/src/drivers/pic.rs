@@ -22,10 +22,26 @@ use x86_64::instructions::port::Port;
 const ICW1_INIT: u8 = 0x11;
 /// ICW4: 8086 mode, automatic end of interrupt.
 const ICW4_8086_AEOI: u8 = 0x03;
+/// ICW4: 8086 mode, normal (explicit) end of interrupt.
+const ICW4_8086: u8 = 0x01;
+/// OCW3: the next read of the command port returns the in-service register.
+const OCW3_READ_ISR: u8 = 0x0B;
 
 /// Remaps both PICs (ICW1-ICW4: edge triggered, cascade on IRQ2, 8086
 /// mode, automatic EOI) and masks every line but the cascade.
 pub fn init() {
+    init_with_icw4(ICW4_8086_AEOI);
+}
+
+/// As [`init`] but in normal EOI mode, so a line stays in service until an
+/// EOI: for tests that look at the in-service register (the hostile guest
+/// that re-initialises the PICs inside an interrupt). The IRQ handlers send
+/// no EOI, so call [`init`] again before relying on them.
+pub fn init_with_eoi() {
+    init_with_icw4(ICW4_8086);
+}
+
+fn init_with_icw4(icw4: u8) {
     let words = [
         (PIC_MASTER_COMMAND, ICW1_INIT),
         (PIC_SLAVE_COMMAND, ICW1_INIT),
@@ -34,8 +50,8 @@ pub fn init() {
         // ICW3: the slave hangs on the master's line 2; its identity is 2.
         (PIC_MASTER_DATA, 1 << CASCADE),
         (PIC_SLAVE_DATA, CASCADE),
-        (PIC_MASTER_DATA, ICW4_8086_AEOI),
-        (PIC_SLAVE_DATA, ICW4_8086_AEOI),
+        (PIC_MASTER_DATA, icw4),
+        (PIC_SLAVE_DATA, icw4),
         // OCW1: the masks.
         (PIC_MASTER_DATA, !(1 << CASCADE)),
         (PIC_SLAVE_DATA, 0xFF),
@@ -66,4 +82,15 @@ pub fn unmask(irq: u8) {
         let mask = port.read();
         port.write(mask & !(1 << bit));
     });
+}
+
+/// The master's in-service register (always 0 in AEOI mode).
+pub fn master_isr() -> u8 {
+    let mut port = Port::<u8>::new(PIC_MASTER_COMMAND);
+    // SAFETY: port I/O touches no memory; OCW3 only selects which register
+    // the next read of the command port returns.
+    unsafe {
+        port.write(OCW3_READ_ISR);
+        port.read()
+    }
 }

@@ -105,6 +105,7 @@ fn reinit_in_irq0(line: u8) {
     ISR_AFTER.store(pic::master_isr(), Ordering::SeqCst);
     pic::unmask(TIMER);
     pic::unmask(KEYBOARD);
+    pic::unmask(shared::irq::COM1);
     REINIT_RUNS.fetch_add(1, Ordering::SeqCst);
 }
 
@@ -114,7 +115,16 @@ pub(super) async fn pic_reinit() {
     idt::set_irq_hook(reinit_in_irq0);
     let unexpected = stats::UNEXPECTED_IRQS.get();
     let spurious = stats::SPURIOUS_IRQS.get();
-    REINIT_ARMED.store(true, Ordering::SeqCst);
+    // Normal EOI mode first, so IRQ0 is still in service inside its
+    // handler (the guest runs the PICs in AEOI mode, where nothing ever
+    // is); the re-initialisation in the hook puts AEOI back.
+    interrupts::without_interrupts(|| {
+        pic::init_with_eoi();
+        pic::unmask(TIMER);
+        pic::unmask(KEYBOARD);
+        pic::unmask(shared::irq::COM1);
+        REINIT_ARMED.store(true, Ordering::SeqCst);
+    });
     timer::sleep(20).await;
     check!(
         REINIT_RUNS.load(Ordering::SeqCst) == 1,
