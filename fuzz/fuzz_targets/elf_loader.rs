@@ -32,13 +32,21 @@ thread_local! {
 /// The reference: `segment` lies in one RAM region and clear of the boot data.
 fn placeable(segment: &Range<u64>, mib: u32) -> bool {
     let ram_end = u64::from(mib) << 20;
-    let in_ram = (segment.end <= LOW_RAM_END) || (segment.start >= HIGH_RAM_START && segment.end <= ram_end);
-    in_ram && segment.start < segment.end && BOOT_DATA.iter().all(|b| segment.end <= b.start || b.end <= segment.start)
+    let in_ram =
+        (segment.end <= LOW_RAM_END) || (segment.start >= HIGH_RAM_START && segment.end <= ram_end);
+    in_ram
+        && segment.start < segment.end
+        && BOOT_DATA
+            .iter()
+            .all(|b| segment.end <= b.start || b.end <= segment.start)
 }
 
 fn clean(error: &dyn std::fmt::Display) {
     let text = error.to_string();
-    assert!(!text.is_empty() && !text.contains('\n'), "not a clean one-line error: {text:?}");
+    assert!(
+        !text.is_empty() && !text.contains('\n'),
+        "not a clean one-line error: {text:?}"
+    );
 }
 
 fuzz_target!(|elf: &[u8]| {
@@ -46,12 +54,17 @@ fuzz_target!(|elf: &[u8]| {
         Ok(info) => {
             assert!(!info.segments.is_empty());
             for segment in &info.segments {
-                assert!(segment.start < segment.end, "empty or reversed segment {segment:?}");
+                assert!(
+                    segment.start < segment.end,
+                    "empty or reversed segment {segment:?}"
+                );
             }
             for fill in &info.zero_fill {
                 assert!(fill.start < fill.end);
                 assert!(
-                    info.segments.iter().any(|s| s.start <= fill.start && fill.end <= s.end),
+                    info.segments
+                        .iter()
+                        .any(|s| s.start <= fill.start && fill.end <= s.end),
                     "zero fill {fill:?} outside every segment"
                 );
             }
@@ -84,7 +97,11 @@ fuzz_target!(|elf: &[u8]| {
                     assert_eq!(placed, Some(true), "loaded a kernel the checks refuse");
                     assert_eq!(u64::from(entry.start_info), START_INFO_ADDR);
                     let magic: u32 = memory.read_obj(GuestAddress(START_INFO_ADDR)).unwrap();
-                    assert_eq!(magic, shared::pvh::START_MAGIC, "no start info after a load");
+                    assert_eq!(
+                        magic,
+                        shared::pvh::START_MAGIC,
+                        "no start info after a load"
+                    );
                 }
                 Err(error) => clean(&error),
             }

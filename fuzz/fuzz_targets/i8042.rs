@@ -37,14 +37,21 @@ const AUX_OBF: u8 = 0x20;
 
 /// Key codes worth typing: plain, extended, Pause, and a few non-keys.
 const CODES: [u16; 16] = [
-    0x1C, 0x32, 0x12, 0x14, 0x11, 0x59, 0x76, 0x5A, 0x83, 0x84, 0xE075, 0xE014, 0xE07C, 0xE114, 0xE077, 0x0000,
+    0x1C, 0x32, 0x12, 0x14, 0x11, 0x59, 0x76, 0x5A, 0x83, 0x84, 0xE075, 0xE014, 0xE07C, 0xE114,
+    0xE077, 0x0000,
 ];
 
 #[derive(Arbitrary, Debug)]
 enum Step {
-    Key { code: u8, down: bool },
+    Key {
+        code: u8,
+        down: bool,
+    },
     /// Any set-2 code, keys or not.
-    RawKey { code: u16, down: bool },
+    RawKey {
+        code: u16,
+        down: bool,
+    },
     WriteData(u8),
     WriteCommand(u8),
     ReadData,
@@ -87,10 +94,17 @@ impl Checker {
         assert!(!aux || full, "AUX_OBF without OBF: {status:#04x}");
         let irq1 = command_byte & 1 != 0 && full && !aux;
         let irq12 = command_byte & 2 != 0 && full && aux;
-        assert_eq!(self.dev.irq1_level(), irq1, "IRQ1 level, status {status:#04x}, command byte {command_byte:#04x}");
+        assert_eq!(
+            self.dev.irq1_level(),
+            irq1,
+            "IRQ1 level, status {status:#04x}, command byte {command_byte:#04x}"
+        );
         assert_eq!(self.dev.irq12_level(), irq12, "IRQ12 level");
         if let Some(change) = change {
-            for (output, level) in [(change.irq[pin::KEYBOARD], irq1), (change.irq[pin::AUX], irq12)] {
+            for (output, level) in [
+                (change.irq[pin::KEYBOARD], irq1),
+                (change.irq[pin::AUX], irq12),
+            ] {
                 match output {
                     Some(IrqOutput::Level(l)) => assert_eq!(l, level, "change {change:?}"),
                     Some(IrqOutput::Reassert) => assert!(level, "reassert of a low line"),
@@ -103,12 +117,19 @@ impl Checker {
     /// Accounts for events completely consumed during an access.
     fn settle(&mut self, before: usize, change: Option<&Change>) {
         let after = self.dev.pending_input();
-        assert!(after <= before, "pending input grew from {before} to {after} without a key event");
+        assert!(
+            after <= before,
+            "pending input grew from {before} to {after} without a key event"
+        );
         assert!(before - after <= self.expected.len());
         for _ in after..before {
             self.expected.pop_front();
         }
-        assert_eq!(after, self.expected.len(), "pending input disagrees with the events injected");
+        assert_eq!(
+            after,
+            self.expected.len(),
+            "pending input disagrees with the events injected"
+        );
         if let Some(change) = change {
             assert_eq!(change.input_consumed, after < before);
         }
@@ -121,11 +142,22 @@ impl Checker {
         let mut data = [0];
         let change = PortDevice::read(&mut self.dev, offset::DATA, &mut data);
         if let Some(event) = keystroke {
-            assert_eq!(Some(&event), self.expected.front(), "keystroke byte of the wrong event");
+            assert_eq!(
+                Some(&event),
+                self.expected.front(),
+                "keystroke byte of the wrong event"
+            );
         }
         if !full {
-            assert_eq!(data[0], self.last_read, "read with OBF clear is not the last byte");
-            assert_eq!(self.dev.pending_input(), before, "read with OBF clear consumed input");
+            assert_eq!(
+                data[0], self.last_read,
+                "read with OBF clear is not the last byte"
+            );
+            assert_eq!(
+                self.dev.pending_input(),
+                before,
+                "read with OBF clear consumed input"
+            );
         }
         self.last_read = data[0];
         self.settle(before, Some(&change));
@@ -141,7 +173,13 @@ impl Checker {
             // The machine resets every device; the host queue survives.
             let before = self.dev.pending_input();
             PortDevice::reset(&mut self.dev);
-            assert_eq!(self.dev.pending_input(), before, "a machine reset lost or made key events");
+            assert_eq!(
+                self.dev.pending_input(),
+                before,
+                "a machine reset lost or made key events"
+            );
+            // The power-on state: the last byte read is forgotten.
+            self.last_read = 0;
             self.resets += 1;
             self.check_irqs(None);
         }
@@ -150,21 +188,30 @@ impl Checker {
     fn key(&mut self, code: u16, down: bool) {
         let before = self.dev.pending_input();
         let change = self.dev.host_key_event(code, down);
-        let after = self.dev.pending_input();
         if is_key(code) {
-            assert_eq!(after, before + 1, "key event {code:#x} not queued");
+            // Queued; an event that encodes to nothing (Pause release, keys
+            // set 3 lacks) may vanish at once when the keyboard listens.
             self.expected.push_back((code, down));
+            self.settle(before + 1, None);
         } else {
-            assert_eq!(after, before, "non-key {code:#x} queued");
+            assert_eq!(self.dev.pending_input(), before, "non-key {code:#x} queued");
         }
-        assert!(!change.input_consumed);
         self.check_irqs(Some(change));
     }
 }
 
 fuzz_target!(|input: Input| {
-    let dev = if input.firmware { I8042::with_firmware_setup() } else { I8042::new() };
-    let mut c = Checker { dev, expected: VecDeque::new(), last_read: 0, resets: 0 };
+    let dev = if input.firmware {
+        I8042::with_firmware_setup()
+    } else {
+        I8042::new()
+    };
+    let mut c = Checker {
+        dev,
+        expected: VecDeque::new(),
+        last_read: 0,
+        resets: 0,
+    };
     c.check_irqs(None);
     for step in input.steps.into_iter().take(1000) {
         match step {
@@ -177,7 +224,11 @@ fuzz_target!(|input: Input| {
                 let before = c.dev.pending_input();
                 let mut data = [0];
                 let change = PortDevice::read(&mut c.dev, offset::COMMAND, &mut data);
-                assert_eq!(c.dev.pending_input(), before, "a status read consumed input");
+                assert_eq!(
+                    c.dev.pending_input(),
+                    before,
+                    "a status read consumed input"
+                );
                 c.check_irqs(Some(change));
             }
             Step::KeyboardCommand(command, argument) => {
@@ -197,7 +248,11 @@ fuzz_target!(|input: Input| {
     while c.dev.pending_input() > 0 || c.status() & OBF != 0 {
         c.read_data();
         reads += 1;
-        assert!(reads < 16 + 16 * 1000, "{} key events never came out", c.expected.len());
+        assert!(
+            reads < 16 + 16 * 1000,
+            "{} key events never came out",
+            c.expected.len()
+        );
     }
     assert!(c.expected.is_empty(), "events left: {:?}", c.expected);
     let _ = I8042_DATA;

@@ -92,7 +92,11 @@ fn check_write(port: u16, value: u8, before: &[ChipState; 2], after: &[ChipState
         cmd @ (1 | 5) => match best(b.isr, b.highest_priority) {
             Some(served) => {
                 assert_eq!(a.isr, b.isr & !(1 << served), "EOI {value:#x} from {b:?}");
-                let highest = if cmd == 5 { (served + 1) & 7 } else { b.highest_priority };
+                let highest = if cmd == 5 {
+                    (served + 1) & 7
+                } else {
+                    b.highest_priority
+                };
                 assert_eq!(a.highest_priority, highest, "EOI {value:#x} rotation");
             }
             None => assert_eq!((a.isr, a.highest_priority), (b.isr, b.highest_priority)),
@@ -100,7 +104,11 @@ fn check_write(port: u16, value: u8, before: &[ChipState; 2], after: &[ChipState
         // Specific EOI (with or without rotation): exactly that line.
         cmd @ (3 | 7) => {
             assert_eq!(a.isr, b.isr & !(1 << line), "specific EOI {value:#x}");
-            let highest = if cmd == 7 { (line + 1) & 7 } else { b.highest_priority };
+            let highest = if cmd == 7 {
+                (line + 1) & 7
+            } else {
+                b.highest_priority
+            };
             assert_eq!(a.highest_priority, highest);
         }
         // Set priority: `line` becomes the lowest.
@@ -124,7 +132,12 @@ fn check_acknowledge(pic: &mut DualPic) {
     assert!(got.line < 16);
     let (index, local) = (usize::from(got.line / 8), got.line & 7);
     let (b, a) = (&before[index], &after[index]);
-    assert_eq!(got.vector, b.irq_base | local, "vector of line {}", got.line);
+    assert_eq!(
+        got.vector,
+        b.irq_base | local,
+        "vector of line {}",
+        got.line
+    );
     if got.spurious {
         assert_eq!(local, 7, "spurious is IRQ 7 or 15");
         if index == 0 {
@@ -134,15 +147,31 @@ fn check_acknowledge(pic: &mut DualPic) {
             assert_eq!(pending(&before[0], true), Some(CASCADE));
             assert_eq!(pending(&before[1], false), None);
         }
-        assert_eq!(a.isr & 0x80, b.isr & 0x80, "a spurious vector is not in service");
+        assert_eq!(
+            a.isr & 0x80,
+            b.isr & 0x80,
+            "a spurious vector is not in service"
+        );
         return;
     }
     assert!(was_pending, "served line {} with INT low", got.line);
     let requests = b.irr & !b.imr;
-    assert!(requests & (1 << local) != 0, "line {} not requested", got.line);
-    assert_eq!(pending(b, index == 0), Some(local), "not the best line: {before:?}");
+    assert!(
+        requests & (1 << local) != 0,
+        "line {} not requested",
+        got.line
+    );
+    assert_eq!(
+        pending(b, index == 0),
+        Some(local),
+        "not the best line: {before:?}"
+    );
     if index == 1 {
-        assert_eq!(pending(&before[0], true), Some(CASCADE), "slave served without the cascade");
+        assert_eq!(
+            pending(&before[0], true),
+            Some(CASCADE),
+            "slave served without the cascade"
+        );
     }
     if b.auto_eoi {
         assert_eq!(a.isr & (1 << local), b.isr & (1 << local));
@@ -150,13 +179,25 @@ fn check_acknowledge(pic: &mut DualPic) {
             assert_eq!(a.highest_priority, (local + 1) & 7);
         }
     } else {
-        assert!(a.isr & (1 << local) != 0, "line {} not in service", got.line);
+        assert!(
+            a.isr & (1 << local) != 0,
+            "line {} not in service",
+            got.line
+        );
     }
     if index == 1 && !before[0].auto_eoi {
-        assert!(after[0].isr & (1 << CASCADE) != 0, "cascade not in service on the master");
+        assert!(
+            after[0].isr & (1 << CASCADE) != 0,
+            "cascade not in service on the master"
+        );
     }
     if b.level_triggered & (1 << local) == 0 {
-        assert_eq!(a.irr & (1 << local), 0, "edge request of line {} not consumed", got.line);
+        assert_eq!(
+            a.irr & (1 << local),
+            0,
+            "edge request of line {} not consumed",
+            got.line
+        );
     }
 }
 
@@ -176,12 +217,20 @@ fuzz_target!(|input: Input| {
                 check_write(port, value, &before, &pic.chips());
                 if value & 0x10 != 0 && (port == PIC_MASTER_COMMAND || port == PIC_SLAVE_COMMAND) {
                     // ICW1 resets the chip's edge detection.
-                    let lines = if port == PIC_MASTER_COMMAND { 0..8 } else { 8..16 };
+                    let lines = if port == PIC_MASTER_COMMAND {
+                        0..8
+                    } else {
+                        8..16
+                    };
                     levels[lines].fill(false);
                 }
             }
             Step::Eoi(slave) => {
-                let port = if slave { PIC_SLAVE_COMMAND } else { PIC_MASTER_COMMAND };
+                let port = if slave {
+                    PIC_SLAVE_COMMAND
+                } else {
+                    PIC_MASTER_COMMAND
+                };
                 let before = pic.chips();
                 pic.write(port, 0x20);
                 check_write(port, 0x20, &before, &pic.chips());
@@ -204,7 +253,10 @@ fuzz_target!(|input: Input| {
                 } else if port & 1 == 1 {
                     assert_eq!(value, b.imr, "data port reads the IMR");
                 } else {
-                    assert!(value == b.irr || value == b.isr, "command port reads IRR or ISR");
+                    assert!(
+                        value == b.irr || value == b.isr,
+                        "command port reads IRR or ISR"
+                    );
                 }
             }
             Step::Level(line, level) => {
@@ -219,16 +271,26 @@ fuzz_target!(|input: Input| {
                 if chip.level_triggered & bit != 0 {
                     assert_eq!(chip.irr & bit != 0, level, "level line {line} request");
                 } else if level && !previous {
-                    assert!(chip.irr & bit != 0, "rising edge on line {line} not latched");
+                    assert!(
+                        chip.irr & bit != 0,
+                        "rising edge on line {line} not latched"
+                    );
                 }
             }
             Step::Acknowledge => check_acknowledge(&mut pic),
         }
         let chips = pic.chips();
         let master = pending(&chips[0], true);
-        assert_eq!(pic.interrupt_pending(), master.is_some(), "INT disagrees with {chips:?}");
+        assert_eq!(
+            pic.interrupt_pending(),
+            master.is_some(),
+            "INT disagrees with {chips:?}"
+        );
         // What the reference expects of the unmasked-requests view.
         let requests = pic.unmasked_requests();
-        assert_eq!(requests & 0xFF, u16::from(chips[0].irr & !chips[0].imr & !(1 << CASCADE)));
+        assert_eq!(
+            requests & 0xFF,
+            u16::from(chips[0].irr & !chips[0].imr & !(1 << CASCADE))
+        );
     }
 });

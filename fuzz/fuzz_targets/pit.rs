@@ -38,9 +38,15 @@ enum Step {
         count: u16,
     },
     /// Counter latch, time passes, then read the count.
-    Latch { channel: u8, micros: u16 },
+    Latch {
+        channel: u8,
+        micros: u16,
+    },
     /// Read-back of count and status, time passes, then read both.
-    ReadBack { channel: u8, micros: u16 },
+    ReadBack {
+        channel: u8,
+        micros: u16,
+    },
     /// Channel 2's gate (port 0x61 bit 0).
     Gate(bool),
     /// Any port access, any value: the channel's programming becomes unknown.
@@ -64,12 +70,21 @@ struct Known {
     reload: u32,
 }
 
-const RAW_PORTS: [u16; 6] = [PIT_CHANNEL0, PIT_CHANNEL0 + 1, PIT_CHANNEL0 + 2, PIT_COMMAND, PORT_B, 0x44];
+const RAW_PORTS: [u16; 6] = [
+    PIT_CHANNEL0,
+    PIT_CHANNEL0 + 1,
+    PIT_CHANNEL0 + 2,
+    PIT_COMMAND,
+    PORT_B,
+    0x44,
+];
 
 /// The count as a number, from the 16-bit value the guest reads.
 fn value(raw: u16, bcd: bool) -> u32 {
     if bcd {
-        (0..4).fold(0, |acc, i| acc * 10 + u32::from((raw >> (12 - 4 * i)) & 0xF))
+        (0..4).fold(0, |acc, i| {
+            acc * 10 + u32::from((raw >> (12 - 4 * i)) & 0xF)
+        })
     } else {
         u32::from(raw)
     }
@@ -95,14 +110,20 @@ fn read_count(pit: &mut Pit<ManualClock>, channel: u16, access: u8) -> u16 {
 
 fn check_count(channel: u16, raw: u16, known: &Known) {
     if known.bcd {
-        assert!(valid_bcd(raw), "count {raw:#06x} of a BCD channel is not BCD");
+        assert!(
+            valid_bcd(raw),
+            "count {raw:#06x} of a BCD channel is not BCD"
+        );
     }
     let mode = known.mode_bits & 3;
     // Channel 2's gate may hold the count of an earlier programming.
     if channel < 2 && known.access == 3 && (mode == 2 || mode == 3) {
         let count = value(raw, known.bcd);
         assert!(
-            count <= known.reload && (count > 0 || known.reload == if known.bcd { 10_000 } else { 0x1_0000 } || mode == 3),
+            count <= known.reload
+                && (count > 0
+                    || known.reload == if known.bcd { 10_000 } else { 0x1_0000 }
+                    || mode == 3),
             "channel {channel} count {count} outside 1..={} ({known:?})",
             known.reload
         );
@@ -111,7 +132,11 @@ fn check_count(channel: u16, raw: u16, known: &Known) {
 
 fn check_deadline(pit: &Pit<ManualClock>, clock: &ManualClock) {
     if let Some(deadline) = PortDevice::next_deadline(pit) {
-        assert!(deadline > clock.now(), "deadline {deadline:?} in the past at {:?}", clock.now());
+        assert!(
+            deadline > clock.now(),
+            "deadline {deadline:?} in the past at {:?}",
+            clock.now()
+        );
     }
 }
 
@@ -133,7 +158,13 @@ fuzz_target!(|steps: Vec<Step>| {
     let mut last_deadline: Option<Duration> = None;
     for step in steps.into_iter().take(1000) {
         match step {
-            Step::Program { channel, access, mode, bcd, count } => {
+            Step::Program {
+                channel,
+                access,
+                mode,
+                bcd,
+                count,
+            } => {
                 let channel = channel % 3;
                 let access = access % 3 + 1;
                 let mode_bits = mode & 7;
@@ -161,13 +192,20 @@ fuzz_target!(|steps: Vec<Step>| {
                     0 => modulus,
                     n => n,
                 };
-                let entry = Known { access, mode_bits, bcd, reload };
+                let entry = Known {
+                    access,
+                    mode_bits,
+                    bcd,
+                    reload,
+                };
                 known[usize::from(channel)] = (!tainted[usize::from(channel)]).then_some(entry);
                 last_deadline = None;
             }
             Step::Latch { channel, micros } => {
                 let channel = channel % 3;
-                let Some(k) = known[usize::from(channel)] else { continue };
+                let Some(k) = known[usize::from(channel)] else {
+                    continue;
+                };
                 pit.write(PIT_COMMAND, channel << 6);
                 let at_latch = read_count(&mut pit.clone(), u16::from(channel), k.access);
                 clock.advance(Duration::from_micros(u64::from(micros)));
@@ -177,7 +215,9 @@ fuzz_target!(|steps: Vec<Step>| {
             }
             Step::ReadBack { channel, micros } => {
                 let channel = channel % 3;
-                let Some(k) = known[usize::from(channel)] else { continue };
+                let Some(k) = known[usize::from(channel)] else {
+                    continue;
+                };
                 // Read-back, latch count and status (active low) of one channel.
                 pit.write(PIT_COMMAND, 0xC0 | 2 << channel);
                 let mut probe = pit.clone();
@@ -190,7 +230,11 @@ fuzz_target!(|steps: Vec<Step>| {
                     "status byte {status:#04x} for {k:?}"
                 );
                 let read = read_count(&mut pit, u16::from(channel), k.access);
-                assert_eq!(read, read_count(&mut probe, u16::from(channel), k.access), "latched count moved with time");
+                assert_eq!(
+                    read,
+                    read_count(&mut probe, u16::from(channel), k.access),
+                    "latched count moved with time"
+                );
                 check_count(u16::from(channel), read, &k);
             }
             Step::Gate(high) => {
@@ -238,7 +282,10 @@ fuzz_target!(|steps: Vec<Step>| {
                 if deadline > clock.now() {
                     clock.set(deadline);
                 }
-                assert!(collect(&mut pit) >= 1, "a deadline at {deadline:?} with no edge behind it");
+                assert!(
+                    collect(&mut pit) >= 1,
+                    "a deadline at {deadline:?} with no edge behind it"
+                );
                 check_deadline(&pit, &clock);
                 if let Some(previous) = last_deadline {
                     assert!(

@@ -129,7 +129,10 @@ impl Checker {
     fn requests(&mut self, request: Option<MachineRequest>) {
         if request == Some(MachineRequest::Reset) {
             self.platform.reset();
-            assert!(!self.platform.interrupt_pending(), "an interrupt pending after a reset");
+            assert!(
+                !self.platform.interrupt_pending(),
+                "an interrupt pending after a reset"
+            );
         }
     }
 
@@ -142,11 +145,19 @@ impl Checker {
         let b = &before[index];
         assert_eq!(got.vector, b.irq_base | local);
         if got.spurious {
-            assert!(!was_pending || index == 1, "spurious IRQ 7 with a request pending");
+            assert!(
+                !was_pending || index == 1,
+                "spurious IRQ 7 with a request pending"
+            );
             return;
         }
         assert!(was_pending, "INTA served line {} with INT low", got.line);
-        assert_eq!(pending(b, index == 0), Some(local), "INTA served line {} in {before:?}", got.line);
+        assert_eq!(
+            pending(b, index == 0),
+            Some(local),
+            "INTA served line {} in {before:?}",
+            got.line
+        );
         if index == 1 {
             assert_eq!(pending(&before[0], true), Some(CASCADE));
         }
@@ -159,22 +170,33 @@ impl Checker {
             pending(&chips[0], true).is_some(),
             "INT disagrees with {chips:?}"
         );
-        assert!(self.platform.timer_ticks_owed() <= MAX_TICK_BACKLOG, "tick backlog exceeded");
+        assert!(
+            self.platform.timer_ticks_owed() <= MAX_TICK_BACKLOG,
+            "tick backlog exceeded"
+        );
     }
 
     fn service(&mut self, paused: bool) {
         let change = self.platform.advance_time(paused);
         self.requests(change.request);
         if let Some(deadline) = self.platform.next_deadline() {
-            assert!(deadline > self.clock.now(), "deadline {deadline:?} in the past at {:?}", self.clock.now());
+            assert!(
+                deadline > self.clock.now(),
+                "deadline {deadline:?} in the past at {:?}",
+                self.clock.now()
+            );
         }
     }
 }
 
 fuzz_target!(|steps: Vec<Step>| {
     let clock = ManualClock::new();
-    let platform = Platform::pc_with_clock(&clock, Duration::from_secs(1_700_000_000), Box::new(std::io::sink()))
-        .expect("the PC port map is valid");
+    let platform = Platform::pc_with_clock(
+        &clock,
+        Duration::from_secs(1_700_000_000),
+        Box::new(std::io::sink()),
+    )
+    .expect("the PC port map is valid");
     let mut c = Checker { platform, clock };
     for step in steps.into_iter().take(1000) {
         match step {

@@ -33,7 +33,10 @@ struct Mock {
 
 impl MachineControl for Mock {
     fn key_event(&self, key: Key, down: bool) {
-        self.log.lock().unwrap().push(format!("{}{key}", if down { "+" } else { "-" }));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{}{key}", if down { "+" } else { "-" }));
     }
     fn wait_input_drained(&self, _: Duration) -> bool {
         true
@@ -91,7 +94,10 @@ fn check_message(message: &Value) {
     let back: Value = serde_json::from_str(&text).expect("a message is valid JSON");
     assert_eq!(&back, message);
     let object = message.as_object().expect("a message is an object");
-    let kinds = ["return", "error", "event"].iter().filter(|k| object.contains_key(**k)).count();
+    let kinds = ["return", "error", "event"]
+        .iter()
+        .filter(|k| object.contains_key(**k))
+        .count();
     assert_eq!(kinds, 1, "not one of return/error/event: {text}");
 }
 
@@ -104,7 +110,10 @@ type Outcome = (Vec<Value>, Vec<Action>, Vec<String>, bool, bool);
 /// Feeds `bytes` in the chunks `cuts` makes (offsets, sorted) to a new
 /// session.
 fn run(bytes: &[u8], cuts: impl IntoIterator<Item = usize>, resettable: bool) -> Outcome {
-    let mock = Mock { resettable, ..Mock::default() };
+    let mock = Mock {
+        resettable,
+        ..Mock::default()
+    };
     let mut session = QmpSession::new();
     let mut messages = Vec::new();
     let mut actions = Vec::new();
@@ -117,19 +126,30 @@ fn run(bytes: &[u8], cuts: impl IntoIterator<Item = usize>, resettable: bool) ->
     }
     messages.iter().for_each(check_message);
     let log = mock.log.lock().unwrap().clone();
-    (stable(&messages), actions, log, session.quit_requested(), session.negotiated())
+    (
+        stable(&messages),
+        actions,
+        log,
+        session.quit_requested(),
+        session.negotiated(),
+    )
 }
 
 // Input: one flags byte (bit 0: the machine can reset; the rest: a chunk
 // size for the split run), then the bytes a client sends.
 fuzz_target!(|data: &[u8]| {
-    let Some((&flags, bytes)) = data.split_first() else { return };
+    let Some((&flags, bytes)) = data.split_first() else {
+        return;
+    };
     let resettable = flags & 1 != 0;
 
     // One answer per complete command: while every line so far held
     // exactly one JSON value, each line fed alone gets exactly one answer
     // (none after `quit`), and nothing reaches the machine unnegotiated.
-    let mock = Mock { resettable, ..Mock::default() };
+    let mock = Mock {
+        resettable,
+        ..Mock::default()
+    };
     let mut session = QmpSession::new();
     for line in bytes.split_inclusive(|b| *b == b'\n') {
         let quit_before = session.quit_requested();
@@ -142,17 +162,32 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let answers = messages.iter().filter(|m| is_answer(m)).count();
-        assert_eq!(answers, usize::from(!quit_before), "answers to {:?}: {messages:?}", String::from_utf8_lossy(line));
+        assert_eq!(
+            answers,
+            usize::from(!quit_before),
+            "answers to {:?}: {messages:?}",
+            String::from_utf8_lossy(line)
+        );
         if !negotiated_before {
-            assert_eq!(mock.log.lock().unwrap().len(), log_before, "reached the machine unnegotiated");
+            assert_eq!(
+                mock.log.lock().unwrap().len(),
+                log_before,
+                "reached the machine unnegotiated"
+            );
         }
     }
 
     // The same bytes whole, one byte at a time, and in chunks.
     let whole = run(bytes, [], resettable);
     let bytewise = run(bytes, 1..bytes.len(), resettable);
-    assert_eq!(whole, bytewise, "fed whole and byte by byte: different results");
+    assert_eq!(
+        whole, bytewise,
+        "fed whole and byte by byte: different results"
+    );
     let chunk = usize::from(flags >> 1) + 1;
     let chunked = run(bytes, (chunk..bytes.len()).step_by(chunk), resettable);
-    assert_eq!(whole, chunked, "fed whole and in chunks of {chunk}: different results");
+    assert_eq!(
+        whole, chunked,
+        "fed whole and in chunks of {chunk}: different results"
+    );
 });

@@ -107,12 +107,19 @@ impl Checker {
         let b = self.read_register(reg::B);
         let c = self.read_register(reg::C);
         let again = self.read(DATA_PORT);
-        assert_eq!(again, 0, "register C did not clear on read (first {c:#04x})");
+        assert_eq!(
+            again, 0,
+            "register C did not clear on read (first {c:#04x})"
+        );
         assert!(!self.pin, "IRQ 8 high after reading C");
         let enabled = (c & reg_c::PF != 0 && b & reg_b::PIE != 0)
             || (c & reg_c::AF != 0 && b & reg_b::AIE != 0)
             || (c & reg_c::UF != 0 && b & reg_b::UIE != 0);
-        assert_eq!(c & reg_c::IRQF != 0, enabled, "IRQF of C {c:#04x} with B {b:#04x}");
+        assert_eq!(
+            c & reg_c::IRQF != 0,
+            enabled,
+            "IRQF of C {c:#04x} with B {b:#04x}"
+        );
         assert_eq!(c & 0x0F, 0, "C's low bits read 0");
     }
 
@@ -142,16 +149,26 @@ impl Checker {
                 (raw, range)
             };
             if bcd {
-                assert!(bcd_ok(raw), "register {index:#x} = {raw:#04x} is not BCD (B {b:#04x})");
+                assert!(
+                    bcd_ok(raw),
+                    "register {index:#x} = {raw:#04x} is not BCD (B {b:#04x})"
+                );
             }
-            assert!(range.contains(&decode(raw)), "register {index:#x} = {raw:#04x} out of range (B {b:#04x})");
+            assert!(
+                range.contains(&decode(raw)),
+                "register {index:#x} = {raw:#04x} out of range (B {b:#04x})"
+            );
         }
         assert_eq!(self.read_register(reg::D), reg_d::VRT);
     }
 
     fn check_deadline(&self) {
         if let Some(deadline) = self.rtc.next_deadline() {
-            assert!(deadline > self.clock.now(), "deadline {deadline:?} in the past at {:?}", self.clock.now());
+            assert!(
+                deadline > self.clock.now(),
+                "deadline {deadline:?} in the past at {:?}",
+                self.clock.now()
+            );
         }
     }
 }
@@ -161,7 +178,11 @@ fuzz_target!(|input: (u32, Vec<Step>)| {
     let clock = ManualClock::new();
     // Any time of day between 1970 and 2106.
     let rtc = Rtc::new(clock.clone(), Duration::from_secs(u64::from(base)));
-    let mut c = Checker { rtc, clock, pin: false };
+    let mut c = Checker {
+        rtc,
+        clock,
+        pin: false,
+    };
     for step in steps.into_iter().take(500) {
         match step {
             Step::Index(index) => c.write(INDEX_PORT, index),
@@ -186,13 +207,18 @@ fuzz_target!(|input: (u32, Vec<Step>)| {
                 c.check_deadline();
             }
             Step::RunToDeadline => {
-                let Some(deadline) = c.rtc.next_deadline() else { continue };
+                let Some(deadline) = c.rtc.next_deadline() else {
+                    continue;
+                };
                 if deadline > c.clock.now() {
                     c.clock.set(deadline);
                 }
                 let change = c.rtc.on_deadline();
                 c.apply(change);
-                assert!(c.pin, "ran to the deadline {deadline:?} and IRQF did not rise");
+                assert!(
+                    c.pin,
+                    "ran to the deadline {deadline:?} and IRQF did not rise"
+                );
                 c.check_deadline();
             }
         }

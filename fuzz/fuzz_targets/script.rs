@@ -33,8 +33,26 @@ fn check_strokes(command: &Command) {
     }
     // Each group between Settles presses keys and releases them in reverse.
     for group in all.split(|s| *s == Stroke::Settle) {
-        let downs: Vec<_> = group.iter().filter_map(|s| if let Stroke::Down(k) = s { Some(*k) } else { None }).collect();
-        let ups: Vec<_> = group.iter().filter_map(|s| if let Stroke::Up(k) = s { Some(*k) } else { None }).collect();
+        let downs: Vec<_> = group
+            .iter()
+            .filter_map(|s| {
+                if let Stroke::Down(k) = s {
+                    Some(*k)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let ups: Vec<_> = group
+            .iter()
+            .filter_map(|s| {
+                if let Stroke::Up(k) = s {
+                    Some(*k)
+                } else {
+                    None
+                }
+            })
+            .collect();
         let reversed: Vec<_> = downs.iter().rev().copied().collect();
         assert_eq!(ups, reversed, "strokes of {command:?}");
     }
@@ -44,9 +62,16 @@ fuzz_target!(|bytes: &[u8]| {
     let line_count = bytes.split(|b| *b == b'\n').count();
     match Script::parse_bytes("fuzz", bytes) {
         Err(error) => {
-            assert!((1..=line_count).contains(&error.line), "error on line {} of {line_count}", error.line);
+            assert!(
+                (1..=line_count).contains(&error.line),
+                "error on line {} of {line_count}",
+                error.line
+            );
             assert_eq!(error.script, "fuzz");
-            assert!(!error.to_string().contains('\n'), "a multi-line error message");
+            assert!(
+                !error.to_string().contains('\n'),
+                "a multi-line error message"
+            );
             if error.kind == ParseErrorKind::NotUtf8 {
                 let valid = std::str::from_utf8(bytes).unwrap_err().valid_up_to();
                 let line = 1 + bytes[..valid].iter().filter(|b| **b == b'\n').count();
@@ -56,9 +81,17 @@ fuzz_target!(|bytes: &[u8]| {
             let text = std::str::from_utf8(bytes).expect("not a UTF-8 error, so UTF-8");
             let lines: Vec<&str> = text.split('\n').collect();
             for line in &lines[..error.line - 1] {
-                assert!(alone(line).is_ok(), "line {line:?} fails alone but not in the script");
+                assert!(
+                    alone(line).is_ok(),
+                    "line {line:?} fails alone but not in the script"
+                );
             }
-            assert_eq!(alone(lines[error.line - 1]).err(), Some(error.kind), "line {} alone", error.line);
+            assert_eq!(
+                alone(lines[error.line - 1]).err(),
+                Some(error.kind),
+                "line {} alone",
+                error.line
+            );
         }
         Ok(script) => {
             let text = std::str::from_utf8(bytes).expect("parsed, so UTF-8");
@@ -67,11 +100,21 @@ fuzz_target!(|bytes: &[u8]| {
             for line in &script.lines {
                 assert!(line.number > previous && line.number <= line_count);
                 previous = line.number;
-                assert_eq!(alone(lines[line.number - 1]), Ok(Some(line.command.clone())));
+                assert_eq!(
+                    alone(lines[line.number - 1]),
+                    Ok(Some(line.command.clone()))
+                );
                 check_strokes(&line.command);
-                if matches!(line.command, Command::Key(_) | Command::Press(_) | Command::Release(_)) {
+                if matches!(
+                    line.command,
+                    Command::Key(_) | Command::Press(_) | Command::Release(_)
+                ) {
                     let printed = describe(&line.command);
-                    assert_eq!(alone(&printed), Ok(Some(line.command.clone())), "printed as {printed:?}");
+                    assert_eq!(
+                        alone(&printed),
+                        Ok(Some(line.command.clone())),
+                        "printed as {printed:?}"
+                    );
                 }
             }
         }

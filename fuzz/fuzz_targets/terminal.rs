@@ -26,7 +26,11 @@ fn decode(bytes: &[u8], pauses: &[usize], cuts: &[usize]) -> Vec<TermEvent> {
             let pending = decoder.escape_pending();
             let timed_out = decoder.timeout();
             assert!(timed_out.len() <= 1);
-            assert_eq!(timed_out.is_empty(), !pending, "timeout events {timed_out:?}");
+            assert_eq!(
+                timed_out.is_empty(),
+                !pending,
+                "timeout events {timed_out:?}"
+            );
             assert!(!decoder.escape_pending());
             events.extend(timed_out);
         }
@@ -38,7 +42,9 @@ fn decode(bytes: &[u8], pauses: &[usize], cuts: &[usize]) -> Vec<TermEvent> {
 // the terminal sends. With stride `p`, the input pauses after every
 // `p`th byte (0: never).
 fuzz_target!(|data: &[u8]| {
-    let [pause, chunk, bytes @ ..] = data else { return };
+    let [pause, chunk, bytes @ ..] = data else {
+        return;
+    };
     let len = bytes.len();
     let pauses: Vec<usize> = match *pause {
         0 => Vec::new(),
@@ -48,7 +54,11 @@ fuzz_target!(|data: &[u8]| {
     let bytewise = decode(bytes, &pauses, &(1..len).collect::<Vec<_>>());
     assert_eq!(whole, bytewise, "decoded byte by byte");
     let chunk = usize::from(*chunk).max(1);
-    let chunked = decode(bytes, &pauses, &(chunk..len).step_by(chunk).collect::<Vec<_>>());
+    let chunked = decode(
+        bytes,
+        &pauses,
+        &(chunk..len).step_by(chunk).collect::<Vec<_>>(),
+    );
     assert_eq!(whole, chunked, "decoded in chunks of {chunk}");
     for event in &whole {
         if let TermEvent::Keys(keys) = event {
