@@ -6,8 +6,10 @@
 # Needs the nightly toolchain and cargo-fuzz (see fuzz/README.md). New
 # interesting inputs go to fuzz/work/TARGET (not in git), the committed seeds
 # in fuzz/corpus/TARGET are read; a crash is saved in fuzz/artifacts/TARGET/
-# and makes the script fail. The embedded guest is not rebuilt for the fuzz
-# build: the seed ELF of elf_loader stands in for it (VMM_GUEST_ELF).
+# and makes the script fail. The per-input time limit (300 s) is generous: on
+# a loaded machine a fast input can wait seconds for a CPU (a 10 s limit gave
+# false timeouts here). The embedded guest is not rebuilt for the fuzz build:
+# the seed ELF of elf_loader stands in for it (VMM_GUEST_ELF).
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ $# -lt 2 ]; then
@@ -25,5 +27,5 @@ if [ -f "dict/$target.dict" ]; then
 fi
 exec cargo +nightly fuzz run --sanitizer none --debug-assertions "$target" \
     "work/$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    -max_total_time="$seconds" -print_final_stats=1 -timeout=300 -rss_limit_mb=2048 \
     -artifact_prefix="artifacts/$target/" "${dict[@]}" "$@"
