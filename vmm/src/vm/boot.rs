@@ -29,7 +29,7 @@ pub const CMDLINE_ADDR: u64 = 0x2_0000;
 pub use shared::boot::CMDLINE_MAX;
 
 /// Guest memory the VMM writes boot data to; the kernel may not load there.
-const BOOT_DATA: [Range<u64>; 3] = [
+pub const BOOT_DATA: [Range<u64>; 3] = [
     GDT_ADDR..GDT_ADDR + 0x20,
     START_INFO_ADDR..START_INFO_ADDR + 0x1000,
     CMDLINE_ADDR..CMDLINE_ADDR + CMDLINE_MAX as u64 + 1,

@@ -3,7 +3,7 @@
 //!
 //! [`Vm::new`] builds everything and loads the kernel; [`Vm::run`] runs the
 //! vCPU and time-service threads until the guest or a [`VmHandle`] stops the VM.
-mod boot;
+pub mod boot;
 mod complete;
 mod console;
 mod cpu;
@@ -12,7 +12,7 @@ mod handle;
 mod kick;
 mod kvm_stats;
 pub mod memory;
-mod platform;
+pub mod platform;
 mod state;
 mod tap;
 mod time_service;

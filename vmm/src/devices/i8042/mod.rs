@@ -336,6 +336,17 @@ impl I8042 {
         self.kbd.held.len() + usize::from(in_buffer || !self.kbd.keys.is_empty())
     }
 
+    /// The host key event (set-2 code, pressed) whose byte sits in the
+    /// output buffer, if that byte is a keystroke byte: the fuzz targets
+    /// check with it that events come out whole and in order.
+    #[cfg(feature = "fuzzing")]
+    pub fn output_keystroke(&self) -> Option<(u16, bool)> {
+        match self.output {
+            Some(b) if b.keystroke => self.kbd.sending.map(|event| (event.code, event.down)),
+            _ => None,
+        }
+    }
+
     /// State of the A20 gate (output port bit 1). No effect on our memory map;
     /// exposed for tracing.
     pub fn a20_enabled(&self) -> bool {

@@ -371,6 +371,24 @@ impl Pic {
         }
     }
 
+    /// The registers, for [`DualPic::chips`].
+    fn state(&self) -> ChipState {
+        ChipState {
+            irr: self.irr,
+            imr: self.imr,
+            isr: self.isr,
+            highest_priority: self.priority_add,
+            irq_base: self.irq_base,
+            auto_eoi: self.auto_eoi,
+            rotate_on_auto_eoi: self.rotate_on_auto_eoi,
+            special_mask: self.special_mask,
+            special_fully_nested: self.special_fully_nested,
+            poll: self.poll,
+            level_triggered: if self.ltim { 0xFF } else { self.elcr },
+            initializing: self.init_state != InitState::Ready,
+        }
+    }
+
     /// Vector for `line` (ICW2 base plus the line number).
     fn vector(&self, line: u8) -> u8 {
         self.irq_base | (line & 7)
@@ -553,6 +571,13 @@ impl DualPic {
         }
     }
 
+    /// The registers of both chips, master first, without the side effects
+    /// of a guest read (a debugger's or a fuzzer's view, like QEMU's
+    /// `info pic`).
+    pub fn chips(&self) -> [ChipState; 2] {
+        [self.master.state(), self.slave.state()]
+    }
+
     /// Forwards the slave's INT output to master line 2 if the slave
     /// re-drove it (QEMU re-drives even an unchanged level; for an edge
     /// line that is harmless, for a level one it re-asserts the request).
@@ -562,6 +587,35 @@ impl DualPic {
             self.master.set_irq(CASCADE, level);
         }
     }
+}
+
+/// One chip's registers and modes, as [`DualPic::chips`] reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChipState {
+    /// Interrupt request register.
+    pub irr: u8,
+    /// Interrupt mask register (OCW1).
+    pub imr: u8,
+    /// In-service register.
+    pub isr: u8,
+    /// The line of highest priority now (0 unless rotated).
+    pub highest_priority: u8,
+    /// Vector of line 0 (ICW2).
+    pub irq_base: u8,
+    /// Automatic EOI (ICW4).
+    pub auto_eoi: bool,
+    /// Rotate on automatic EOI (OCW2).
+    pub rotate_on_auto_eoi: bool,
+    /// Special mask mode (OCW3).
+    pub special_mask: bool,
+    /// Special fully nested mode (ICW4).
+    pub special_fully_nested: bool,
+    /// An OCW3 poll command waits for the next read.
+    pub poll: bool,
+    /// Lines that are level-triggered (ELCR, or every line with ICW1 LTIM).
+    pub level_triggered: u8,
+    /// The chip is between ICW1 and its last ICW.
+    pub initializing: bool,
 }
 
 /// What an INTA cycle ([`DualPic::acknowledge`]) delivered.

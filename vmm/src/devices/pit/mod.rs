@@ -652,7 +652,11 @@ fn square_wave_count(n: u64, p: u64) -> u64 {
 }
 
 /// The 8254 with its three channels and the port-B bits it owns.
-#[derive(Debug)]
+///
+/// A clone shares the clock (a clone of `C`) and copies every channel's
+/// state, latches included: a probe can read a clone without disturbing the
+/// original.
+#[derive(Debug, Clone)]
 pub struct Pit<C: Clock> {
     clock: C,
     channels: [Channel; 3],

@@ -114,6 +114,16 @@ impl QmpSession {
                 serde_json::Deserializer::from_slice(&self.buffer).into_iter::<Value>();
             match stream.next() {
                 None => break,
+                // A number or literal that ends where the input ends may go
+                // on in the next bytes ("12" then "34", "true" then "x"): as
+                // QEMU's lexer, wait for the byte that ends it, so how the
+                // input is split does not change what is parsed. Objects,
+                // arrays and strings end with their own closing byte.
+                Some(Ok(Value::Number(_) | Value::Bool(_) | Value::Null))
+                    if stream.byte_offset() == self.buffer.len() =>
+                {
+                    break
+                }
                 Some(Ok(value)) => {
                     let used = stream.byte_offset();
                     self.buffer.drain(..used);

@@ -116,9 +116,10 @@ struct Attached {
 /// there) and its interrupt lines, pin by pin; further rows add port ranges
 /// to a device already in the map.
 #[rustfmt::skip]
-fn pc_port_map(
+fn pc_port_map<C: Clock + Clone + 'static>(
     platform: &mut Platform,
-    clock: &MonotonicClock,
+    clock: &C,
+    rtc_base: Duration,
     serial: SerialOutput,
 ) -> Result<(), PortMapError> {
     use DeviceId::InterruptController as Pic;
@@ -132,7 +133,7 @@ fn pc_port_map(
     platform.map(              ports::I8042_COMMAND,      1,                            i8042)?;
     platform.attach(           ports::COM1,               ports::COM_PORT_COUNT,        Com1::new(serial, clock.clone()), &[irq::COM1])?;
     platform.attach(           ports::DEBUG_EXIT,         ports::DEBUG_EXIT_SIZE,       DebugExit::new(),          &[])?;
-    platform.attach(           ports::RTC_INDEX,          ports::RTC_PORT_COUNT,        Rtc::new(clock.clone(), unix_time_now().saturating_sub(clock.now())), &[irq::RTC])?;
+    platform.attach(           ports::RTC_INDEX,          ports::RTC_PORT_COUNT,        Rtc::new(clock.clone(), rtc_base), &[irq::RTC])?;
     Ok(())
 }
 
@@ -160,8 +161,20 @@ impl Platform {
     /// that keep time count on `clock`, which the caller keeps a clone of to
     /// turn deadlines into host timers. COM1 transmits to `serial`.
     pub fn pc(clock: &MonotonicClock, serial: SerialOutput) -> Result<Self, PortMapError> {
+        let rtc_base = unix_time_now().saturating_sub(clock.now());
+        Self::pc_with_clock(clock, rtc_base, serial)
+    }
+
+    /// The PC's devices on any clock (a [`crate::clock::ManualClock`] for
+    /// tests and fuzzers), the real-time clock reading `rtc_base` (time since
+    /// the Unix epoch) at clock time zero.
+    pub fn pc_with_clock<C: Clock + Clone + 'static>(
+        clock: &C,
+        rtc_base: Duration,
+        serial: SerialOutput,
+    ) -> Result<Self, PortMapError> {
         let mut platform = Self::empty();
-        pc_port_map(&mut platform, clock, serial)?;
+        pc_port_map(&mut platform, clock, rtc_base, serial)?;
         Ok(platform)
     }
 
@@ -445,6 +458,11 @@ impl Platform {
             self.pic.set_irq_level(line, true);
             self.pic.set_irq_level(line, false);
         }
+    }
+
+    /// The interrupt controller, for inspection ([`DualPic::chips`]).
+    pub fn pic(&self) -> &DualPic {
+        &self.pic
     }
 
     /// Whether the PIC's INT output is asserted: an interrupt waits for the
