@@ -619,6 +619,7 @@ fn query_version_has_qemus_shape() {
         format!("asyncos-vmm {}", env!("CARGO_PKG_VERSION"))
     );
     assert_eq!(version, &greeting()["QMP"]["version"]);
+}
 
 /// Found by the `qmp` fuzz target: a top-level number or literal split
 /// across two reads ("12" then "34", "true" then "x") was taken as two
