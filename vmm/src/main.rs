@@ -345,7 +345,9 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
     }
     // COM1 output still queued for stdout goes out before the exit, unless
     // stdout is stuck (its writer makes no progress for a second).
-    let stdout = StdoutSink::stdout();
+    // (Only if COM1 went to stdout: starting the sink now would make a
+    // thread, which the main thread's seccomp filter forbids.)
+    let stdout = StdoutSink::stdout_if_started();
     if let Some(sink) = stdout {
         if !sink.flush(StdoutSink::EXIT_GRACE) {
             log::debug!(

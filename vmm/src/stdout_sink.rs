@@ -90,6 +90,9 @@ struct State {
 /// At most this much is taken from the queue for one `write`.
 const CHUNK: usize = 64 * 1024;
 
+/// The process's stdout sink, started on first use ([`StdoutSink::stdout`]).
+static STDOUT_SINK: OnceLock<Option<StdoutSink>> = OnceLock::new();
+
 impl StdoutSink {
     /// Bytes that may wait for stdout before new ones are dropped.
     pub const CAPACITY: usize = 16 << 20;
@@ -102,15 +105,24 @@ impl StdoutSink {
     /// `None` when the thread cannot be started (output is then lost; the
     /// failure is logged once).
     pub fn stdout() -> Option<&'static StdoutSink> {
-        static SINK: OnceLock<Option<StdoutSink>> = OnceLock::new();
-        SINK.get_or_init(|| match Self::spawn(Fd1, Self::CAPACITY) {
-            Ok(sink) => Some(sink),
-            Err(error) => {
-                log::error!("cannot start the stdout writer thread: {error}; COM1 output is lost");
-                None
-            }
-        })
-        .as_ref()
+        STDOUT_SINK
+            .get_or_init(|| match Self::spawn(Fd1, Self::CAPACITY) {
+                Ok(sink) => Some(sink),
+                Err(error) => {
+                    log::error!(
+                        "cannot start the stdout writer thread: {error}; COM1 output is lost"
+                    );
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// The process's stdout sink if something started it, without starting
+    /// it: on the way out, where a confined main thread may not create a
+    /// thread (and there is nothing to flush if COM1 never went to stdout).
+    pub fn stdout_if_started() -> Option<&'static StdoutSink> {
+        STDOUT_SINK.get().and_then(Option::as_ref)
     }
 
     /// A sink writing to `out` (the process's stdout) from a new thread,

@@ -319,6 +319,8 @@ pub fn role_calls(role: Role) -> Vec<Allowed> {
             // The file or the client socket (a duplicate taken under the
             // client lock, closed after the write; shut down on error).
             allow!(SYS_write),
+            // A socket's `write` in Rust is `send(MSG_NOSIGNAL)`.
+            allow!(SYS_sendto),
             allow!(SYS_poll),
             allow!(SYS_fcntl),
             allow!(SYS_shutdown),
