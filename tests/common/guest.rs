@@ -25,6 +25,8 @@ impl Guest {
         let config = VmConfig {
             kernel: Cow::Owned(std::fs::read(guest_elf()).unwrap()),
             cmdline: String::new(),
+            initrd: None,
+            cpu: Default::default(),
             memory_mib: 128,
             serial_to_stdout: false,
             no_reboot: false,

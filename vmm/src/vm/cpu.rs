@@ -2,12 +2,13 @@
 //! PVH entry register state.
 use kvm_bindings::{
     kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs,
-    kvm_vcpu_events, kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+    kvm_vcpu_events, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::boot::{BootEntry, GDT_ADDR};
+use super::cpu_model::{CpuModel, CpuModelError, KVM_FEATURES_LEAF};
 
 /// CPUID.1:ECX bit: x2APIC.
 const CPUID1_ECX_X2APIC: u32 = 1 << 21;
@@ -29,15 +30,22 @@ const CR0_PE: u64 = 1 << 0;
 /// CR0.ET: extension type (always 1 on 486 and later).
 const CR0_ET: u64 = 1 << 4;
 
-/// Gives the vCPU what KVM supports, minus the local APIC: this machine has
-/// none (no in-kernel irqchip), so advertising one would be a lie. Adds the
-/// hypervisor timing leaf with the vCPU's TSC frequency (`KVM_GET_TSC_KHZ`),
-/// so a guest can use the TSC as its clock without calibrating it against a
-/// slower device (an AMD host has no CPUID leaf 0x15).
-pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
-    let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)?;
+/// Gives the vCPU what KVM supports narrowed to `model` (see `cpu_model`),
+/// minus the local APIC: this machine has none (no in-kernel irqchip), so
+/// advertising one would be a lie; minus the KVM paravirtual features whose
+/// MSR this host's KVM refuses (found by [`refused_pv_features`]: a guest
+/// that enabled them would get a #GP). Adds the hypervisor timing leaf with
+/// the vCPU's TSC frequency (`KVM_GET_TSC_KHZ`), so a guest can use the TSC
+/// as its clock without calibrating it against a slower device (an AMD host
+/// has no CPUID leaf 0x15).
+pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd, model: &CpuModel) -> Result<(), CpuidError> {
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(CpuidError::Kvm)?;
+    let mut entries = supported.as_slice().to_vec();
+    model.apply(&mut entries)?;
     let tsc_khz = vcpu.get_tsc_khz().ok().filter(|&khz| khz > 0);
-    for entry in cpuid.as_mut_slice() {
+    for entry in entries.iter_mut() {
         if entry.function == 1 {
             entry.ecx &= !(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE);
             entry.edx &= !CPUID1_EDX_APIC;
@@ -49,18 +57,78 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error
         }
     }
     if let Some(khz) = tsc_khz {
-        let timing = kvm_cpuid_entry2 {
+        entries.push(kvm_cpuid_entry2 {
             function: CPUID_TIMING_LEAF,
             eax: khz,
             ..Default::default()
-        };
+        });
+    }
+    let set = |entries: &[kvm_cpuid_entry2]| {
         // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
         // guests then calibrate the TSC themselves.
-        if cpuid.push(timing).is_err() {
-            log::warn!("CPUID table full: no TSC frequency leaf for the guest");
+        let entries = &entries[..entries.len().min(KVM_MAX_CPUID_ENTRIES)];
+        let cpuid = CpuId::from_entries(entries).map_err(|_| CpuidError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
+        vcpu.set_cpuid2(&cpuid).map_err(CpuidError::Kvm)
+    };
+    set(&entries)?;
+    let refused = refused_pv_features(vcpu);
+    if refused != 0 {
+        log::debug!("KVM paravirtual features left out (their MSR is refused): {refused:#x}");
+        for entry in entries.iter_mut() {
+            if entry.function == KVM_FEATURES_LEAF {
+                entry.eax &= !refused;
+            }
+        }
+        // Allowed: the vCPU has not run yet.
+        set(&entries)?;
+    }
+    Ok(())
+}
+
+/// KVM paravirtual features (`KVM_CPUID_FEATURES` EAX bits) that are enabled
+/// through an MSR, with that MSR and a value that leaves the feature off.
+const PV_FEATURE_MSRS: [(u32, u32, u64); 7] = [
+    (1 << 0, 0x11, 0),          // KVM_FEATURE_CLOCKSOURCE: MSR_KVM_SYSTEM_TIME
+    (1 << 3, 0x4b56_4d01, 0),   // KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW
+    (1 << 4, 0x4b56_4d02, 0),   // KVM_FEATURE_ASYNC_PF: MSR_KVM_ASYNC_PF_EN
+    (1 << 5, 0x4b56_4d03, 0),   // KVM_FEATURE_STEAL_TIME: MSR_KVM_STEAL_TIME
+    (1 << 6, 0x4b56_4d04, 0),   // KVM_FEATURE_PV_EOI: MSR_KVM_PV_EOI_EN
+    (1 << 12, 0x4b56_4d06, 1),  // KVM_FEATURE_POLL_CONTROL: MSR_KVM_POLL_CONTROL (1: its reset value)
+    (1 << 14, 0x4b56_4d05, 0),  // KVM_FEATURE_ASYNC_PF_INT: MSR_KVM_ASYNC_PF_INT
+];
+
+/// The paravirtual features whose MSR KVM refuses to set on this vCPU
+/// (measured on `kvm_pvm`: MSR 0x4b564d06, poll control, which Linux then
+/// reports with a stack trace). Each MSR is written with the value that
+/// leaves its feature off, which is also its state before the guest runs.
+fn refused_pv_features(vcpu: &VcpuFd) -> u32 {
+    let mut refused = 0;
+    for (bit, index, value) in PV_FEATURE_MSRS {
+        let entry = kvm_msr_entry {
+            index,
+            data: value,
+            ..Default::default()
+        };
+        let accepted = Msrs::from_entries(&[entry])
+            .ok()
+            .and_then(|msrs| vcpu.set_msrs(&msrs).ok())
+            == Some(1);
+        if !accepted {
+            refused |= bit;
         }
     }
-    vcpu.set_cpuid2(&cpuid)
+    refused
+}
+
+/// Why the vCPU's CPUID could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuidError {
+    /// The `--cpu` model asks for something the host lacks.
+    #[error("--cpu: {0}")]
+    Model(#[from] CpuModelError),
+    /// A KVM CPUID ioctl failed.
+    #[error("KVM set CPUID failed: {0}")]
+    Kvm(kvm_ioctls::Error),
 }
 
 /// MSRs a guest may change that a reset must restore (EFER is also in the

@@ -7,6 +7,7 @@ mod boot;
 mod complete;
 mod console;
 mod cpu;
+pub mod cpu_model;
 mod events;
 mod handle;
 mod kick;
@@ -30,6 +31,7 @@ use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use crate::clock::MonotonicClock;
 
 pub use boot::{BootError, CMDLINE_MAX};
+pub use cpu_model::CpuModel;
 pub use events::MachineEvent;
 pub use handle::VmHandle;
 pub use memory::SizeError;
@@ -49,6 +51,10 @@ pub struct VmConfig {
     pub kernel: Cow<'static, [u8]>,
     /// The kernel command line.
     pub cmdline: String,
+    /// The CPU model: what CPUID the guest is given (`--cpu`).
+    pub cpu: cpu_model::CpuModel,
+    /// An initial RAM disk, passed as the PVH module (`--initrd`).
+    pub initrd: Option<Cow<'static, [u8]>>,
     /// Guest RAM in MiB.
     pub memory_mib: u32,
     /// Copy the guest's serial output to stdout (it always goes to the
@@ -69,6 +75,7 @@ pub(crate) struct BootSetup {
     layout: memory::MemoryLayout,
     kernel: Cow<'static, [u8]>,
     cmdline: String,
+    initrd: Option<Cow<'static, [u8]>>,
     power_on: cpu::PowerOnState,
     /// See [`VmConfig::no_reboot`].
     pub no_reboot: bool,
@@ -77,7 +84,13 @@ pub(crate) struct BootSetup {
 impl BootSetup {
     /// Loads the kernel and boot data and sets the vCPU's entry state.
     pub fn apply(&self, vcpu: &VcpuFd) -> Result<(), Error> {
-        let entry = boot::load(&self.memory, &self.layout, &self.kernel, &self.cmdline)?;
+        let entry = boot::load(
+            &self.memory,
+            &self.layout,
+            &self.kernel,
+            &self.cmdline,
+            self.initrd.as_deref(),
+        )?;
         self.power_on.restore(vcpu)?;
         cpu::configure_pvh_entry(vcpu, &self.memory, entry)?;
         Ok(())
@@ -108,6 +121,9 @@ pub enum Error {
     /// The kernel cannot be booted.
     #[error(transparent)]
     Boot(#[from] BootError),
+    /// The CPU model could not be applied.
+    #[error(transparent)]
+    Cpuid(#[from] cpu::CpuidError),
     /// The vCPU could not be set up.
     #[error(transparent)]
     VcpuSetup(#[from] cpu::SetupError),
@@ -253,13 +269,14 @@ impl Vm {
         let vcpu = vm
             .create_vcpu(0)
             .map_err(|e| Error::Kvm("create vCPU", e))?;
-        cpu::configure_cpuid(&kvm, &vcpu).map_err(|e| Error::Kvm("set CPUID", e))?;
+        cpu::configure_cpuid(&kvm, &vcpu, &config.cpu)?;
         let boot = BootSetup {
             power_on: cpu::PowerOnState::capture(&kvm, &vcpu)?,
             memory: memory.clone(),
             layout,
             kernel: config.kernel.clone(),
             cmdline: config.cmdline.clone(),
+            initrd: config.initrd.clone(),
             no_reboot: config.no_reboot,
         };
         boot.apply(&vcpu)?;
