@@ -206,8 +206,12 @@ impl RunReport {
         let p = &self.platform;
         let _ = writeln!(
             out,
-            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused",
-            p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused
+            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused, \
+             {} forgotten at unmask",
+            p.timer_ticks_delivered,
+            p.timer_ticks_dropped,
+            p.timer_ticks_paused,
+            p.timer_ticks_unmasked
         );
         let _ = writeln!(out, "  resets: {}", p.resets);
         let _ = write!(
