@@ -569,9 +569,18 @@ pub(crate) mod tests {
         let layout = MemoryLayout::new(16).unwrap();
         let ram_end = 16 << 20;
         let kernel = kernel_at(0x20_0000..0x30_0123);
-        assert_eq!(place_initrd(&kernel, &layout, 0x1000).ok(), Some(ram_end - 0x1000));
-        assert_eq!(place_initrd(&kernel, &layout, 0x1001).ok(), Some(ram_end - 0x2000));
-        assert_eq!(place_initrd(&kernel, &layout, 1).ok(), Some(ram_end - 0x1000));
+        assert_eq!(
+            place_initrd(&kernel, &layout, 0x1000).ok(),
+            Some(ram_end - 0x1000)
+        );
+        assert_eq!(
+            place_initrd(&kernel, &layout, 0x1001).ok(),
+            Some(ram_end - 0x2000)
+        );
+        assert_eq!(
+            place_initrd(&kernel, &layout, 1).ok(),
+            Some(ram_end - 0x1000)
+        );
         // The kernel ends at 0x300123: its page ends at 0x301000.
         let room = ram_end - 0x30_1000;
         assert_eq!(place_initrd(&kernel, &layout, room).ok(), Some(0x30_1000));
@@ -589,7 +598,8 @@ pub(crate) mod tests {
             zero_fill: Vec::new(),
         };
         assert_eq!(
-            place_initrd(&low, &layout, ram_end - 0x10_0000).ok(), Some(0x10_0000)
+            place_initrd(&low, &layout, ram_end - 0x10_0000).ok(),
+            Some(0x10_0000)
         );
         assert!(place_initrd(&low, &layout, ram_end - 0x10_0000 + 1).is_err());
     }

@@ -67,7 +67,8 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd, model: &CpuModel) -> Result<(),
         // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
         // guests then calibrate the TSC themselves.
         let entries = &entries[..entries.len().min(KVM_MAX_CPUID_ENTRIES)];
-        let cpuid = CpuId::from_entries(entries).map_err(|_| CpuidError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
+        let cpuid = CpuId::from_entries(entries)
+            .map_err(|_| CpuidError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
         vcpu.set_cpuid2(&cpuid).map_err(CpuidError::Kvm)
     };
     set(&entries)?;
@@ -88,13 +89,13 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd, model: &CpuModel) -> Result<(),
 /// KVM paravirtual features (`KVM_CPUID_FEATURES` EAX bits) that are enabled
 /// through an MSR, with that MSR and a value that leaves the feature off.
 const PV_FEATURE_MSRS: [(u32, u32, u64); 7] = [
-    (1 << 0, 0x11, 0),          // KVM_FEATURE_CLOCKSOURCE: MSR_KVM_SYSTEM_TIME
-    (1 << 3, 0x4b56_4d01, 0),   // KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW
-    (1 << 4, 0x4b56_4d02, 0),   // KVM_FEATURE_ASYNC_PF: MSR_KVM_ASYNC_PF_EN
-    (1 << 5, 0x4b56_4d03, 0),   // KVM_FEATURE_STEAL_TIME: MSR_KVM_STEAL_TIME
-    (1 << 6, 0x4b56_4d04, 0),   // KVM_FEATURE_PV_EOI: MSR_KVM_PV_EOI_EN
-    (1 << 12, 0x4b56_4d06, 1),  // KVM_FEATURE_POLL_CONTROL: MSR_KVM_POLL_CONTROL (1: its reset value)
-    (1 << 14, 0x4b56_4d05, 0),  // KVM_FEATURE_ASYNC_PF_INT: MSR_KVM_ASYNC_PF_INT
+    (1 << 0, 0x11, 0),         // KVM_FEATURE_CLOCKSOURCE: MSR_KVM_SYSTEM_TIME
+    (1 << 3, 0x4b56_4d01, 0),  // KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW
+    (1 << 4, 0x4b56_4d02, 0),  // KVM_FEATURE_ASYNC_PF: MSR_KVM_ASYNC_PF_EN
+    (1 << 5, 0x4b56_4d03, 0),  // KVM_FEATURE_STEAL_TIME: MSR_KVM_STEAL_TIME
+    (1 << 6, 0x4b56_4d04, 0),  // KVM_FEATURE_PV_EOI: MSR_KVM_PV_EOI_EN
+    (1 << 12, 0x4b56_4d06, 1), // KVM_FEATURE_POLL_CONTROL: MSR_KVM_POLL_CONTROL (1: its reset value)
+    (1 << 14, 0x4b56_4d05, 0), // KVM_FEATURE_ASYNC_PF_INT: MSR_KVM_ASYNC_PF_INT
 ];
 
 /// The paravirtual features whose MSR KVM refuses to set on this vCPU

@@ -226,9 +226,7 @@ fn reg(entry: &kvm_cpuid_entry2, reg: Reg) -> u32 {
 }
 
 fn find(entries: &[kvm_cpuid_entry2], leaf: u32) -> Option<&kvm_cpuid_entry2> {
-    entries
-        .iter()
-        .find(|e| e.function == leaf && e.index == 0)
+    entries.iter().find(|e| e.function == leaf && e.index == 0)
 }
 
 fn find_mut(entries: &mut [kvm_cpuid_entry2], leaf: u32) -> Option<&mut kvm_cpuid_entry2> {

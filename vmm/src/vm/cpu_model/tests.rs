@@ -108,7 +108,9 @@ fn baseline_is_qemu64() {
     assert!(has(&entries, "kvmclock"));
     // A toggle brings back a host feature, XSAVE with its leaf.
     let mut entries = everything();
-    model("baseline,+popcnt,+xsave").apply(&mut entries).unwrap();
+    model("baseline,+popcnt,+xsave")
+        .apply(&mut entries)
+        .unwrap();
     assert!(has(&entries, "popcnt") && has(&entries, "xsave"));
     assert_eq!(entries.iter().filter(|e| e.function == 0xd).count(), 2);
 }

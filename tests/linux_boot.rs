@@ -1,0 +1,598 @@
+//! Linux on our devices (issue 12): a small Linux 6.1 kernel and a busybox
+//! initramfs, both built by `scripts/linux/build.sh` (cached between runs),
+//! booted in our VMM on KVM and, as the reference, in QEMU `pc` + TCG with
+//! the same kernel, command line and initramfs. The checks read Linux's own
+//! output: the i8042 and atkbd probe, IRQ 0 and 1 counting on the XT-PIC,
+//! the TSC calibrated against our PIT, rtc_cmos setting the clock, keys
+//! typed by `--keys` arriving as Linux key codes, `reboot -f` through the
+//! i8042 and an exit status through port 0xF4. Every kernel log line that
+//! mentions one of our devices must be one the test expects.
+//!
+//! These tests are `#[ignore]`d: they build a kernel (minutes, once) and
+//! boot Linux under emulation (about a minute here). Run them with
+//! `cargo test --release --test linux_boot -- --ignored --test-threads 1`;
+//! `.ci/run` does.
+mod common;
+#[path = "common/script_qemu.rs"]
+mod script_qemu;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::qmp::Qmp;
+use common::*;
+use script_qemu::QemuTarget;
+use vmm::input::script::{self, Script};
+
+/// The kernel command line, every flag justified in the README ("Linux in
+/// the VMM"). `initaction=` is for the initramfs's /init.
+const CMDLINE: &str = "console=ttyS0 noapic nolapic lpj=1000000 no_timer_check tsc=reliable \
+                       i8042.nopnp quiet loglevel=6 ignore_loglevel";
+
+/// The `--cpu` model for our VMM: XSAVE off (KVM's emulator cannot run
+/// XSAVE/XRSTOR, and its state is not worth completing: README), kvmclock
+/// off so that Linux calibrates the TSC against our PIT, which is checked.
+const CPU: &str = "host,-xsave,-kvmclock";
+
+/// How long a boot to the init milestones may take in our VMM.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The kernel and initramfs: the directory `scripts/linux/build.sh` prints.
+fn artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/linux/build.sh");
+        let output = Command::new(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "{} failed ({}):\n{}",
+            script.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        PathBuf::from(
+            stdout
+                .lines()
+                .last()
+                .expect("the script prints its directory"),
+        )
+    })
+}
+
+fn kernel() -> PathBuf {
+    artifacts().join("vmlinux")
+}
+
+fn initramfs() -> PathBuf {
+    artifacts().join("initramfs.cpio")
+}
+
+/// The host's TSC frequency in kHz, as KVM gives it to a vCPU.
+fn host_tsc_khz() -> u32 {
+    let kvm = kvm_ioctls::Kvm::new().expect("open /dev/kvm");
+    let vm = kvm.create_vm().expect("create a VM");
+    let vcpu = vm.create_vcpu(0).expect("create a vCPU");
+    vcpu.get_tsc_khz().expect("KVM_GET_TSC_KHZ")
+}
+
+/// The key script: waits for evkeys, then letters, Shift, Enter, Backspace,
+/// Ctrl, arrows, and Esc (which ends evkeys).
+const KEYS: &str = "\
+expect \"init: ready for keys\" 600s
+expect \"evkeys: reading\" 60s
+key a z shift-b ret backspace ctrl-c up down left right
+key esc
+";
+
+/// The Linux key codes (linux/input-event-codes.h) and values the script
+/// gives: 1 down, 0 up.
+const EXPECTED_KEYS: &[(u32, i32)] = &[
+    (30, 1), // KEY_A
+    (30, 0),
+    (44, 1), // KEY_Z
+    (44, 0),
+    (42, 1), // KEY_LEFTSHIFT
+    (48, 1), // KEY_B
+    (48, 0),
+    (42, 0),
+    (28, 1), // KEY_ENTER
+    (28, 0),
+    (14, 1), // KEY_BACKSPACE
+    (14, 0),
+    (29, 1), // KEY_LEFTCTRL
+    (46, 1), // KEY_C
+    (46, 0),
+    (29, 0),
+    (103, 1), // KEY_UP
+    (103, 0),
+    (108, 1), // KEY_DOWN
+    (108, 0),
+    (105, 1), // KEY_LEFT
+    (105, 0),
+    (106, 1), // KEY_RIGHT
+    (106, 0),
+    (1, 1), // KEY_ESC
+    (1, 0),
+];
+
+/// Kernel log lines about our devices: each line of Linux's log that
+/// mentions one of them must match one of these (a substring), and the
+/// `required` ones must appear. A device line matching none fails the test:
+/// that is how a new warning from a driver is caught.
+struct Expected {
+    text: &'static str,
+    required: bool,
+}
+
+const DEVICE_LINES: &[Expected] = &[
+    Expected {
+        text: "Serial: 8250/16550 driver",
+        required: true,
+    },
+    Expected {
+        text: "serial8250: ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A",
+        required: true,
+    },
+    Expected {
+        text: "printk: console [ttyS0] enabled",
+        required: false,
+    },
+    Expected {
+        text: "serio: i8042 KBD port at 0x60,0x64 irq 1",
+        required: true,
+    },
+    Expected {
+        text: "serio: i8042 AUX port at 0x60,0x64 irq 12",
+        required: false,
+    },
+    Expected {
+        text: "input: AT Translated Set 2 keyboard as /devices/platform/i8042/serio0/input/input",
+        required: true,
+    },
+    Expected {
+        text: "rtc_cmos rtc_cmos: registered as rtc0",
+        required: true,
+    },
+    Expected {
+        text: "rtc_cmos rtc_cmos: setting system clock to ",
+        required: true,
+    },
+    Expected {
+        text: "rtc_cmos rtc_cmos: alarms up to one day, 114 bytes nvram",
+        required: true,
+    },
+    Expected {
+        text: "tsc: Detected ",
+        required: true,
+    },
+    Expected {
+        text: "tsc: Fast TSC calibration",
+        required: false,
+    },
+    Expected {
+        text: "tsc: Marking TSC unstable",
+        required: false,
+    },
+    Expected {
+        text: "clocksource: tsc-early:",
+        required: false,
+    },
+    Expected {
+        text: "clocksource: tsc:",
+        required: false,
+    },
+    Expected {
+        text: "clocksource: Switched to clocksource ",
+        required: false,
+    },
+    Expected {
+        text: "clocksource: refined-jiffies:",
+        required: false,
+    },
+    Expected {
+        text: "clocksource: jiffies:",
+        required: false,
+    },
+    Expected {
+        text: "clocksource: pit:",
+        required: false,
+    },
+    Expected {
+        text: "clockevents: ",
+        required: false,
+    },
+    Expected {
+        text: "NR_IRQS:",
+        required: false,
+    },
+    Expected {
+        text: "Using NULL legacy PIC",
+        required: false,
+    },
+];
+
+/// Words that make a log line one about our devices.
+const DEVICE_WORDS: &[&str] = &[
+    "8259",
+    "pic",
+    "i8042",
+    "serio",
+    "atkbd",
+    "keyboard",
+    "rtc",
+    "cmos",
+    "serial",
+    "ttys",
+    "16550",
+    "8250",
+    "pit",
+    "i8253",
+    "8254",
+    "tsc",
+    "clocksource",
+    "clockevent",
+    "irq",
+    "spurious",
+];
+
+/// The kernel's log lines (before /init's own output) that mention one of
+/// our devices.
+fn device_lines(serial: &str) -> Vec<&str> {
+    let log = serial.split("init: mounted").next().unwrap_or(serial);
+    log.lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| {
+            let lower = line.to_ascii_lowercase();
+            DEVICE_WORDS.iter().any(|word| {
+                lower
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|token| token == *word || token.starts_with(word) && *word == "8250")
+            })
+        })
+        .collect()
+}
+
+/// Fails on any device line the expectations do not cover, or a required
+/// line missing.
+fn check_device_lines(machine: &str, serial: &str) {
+    let lines = device_lines(serial);
+    let unexpected: Vec<&&str> = lines
+        .iter()
+        .filter(|line| !DEVICE_LINES.iter().any(|e| line.contains(e.text)))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "{machine}: Linux log lines about our devices that the test does not expect:\n{}\n\nwhole output:\n{serial}",
+        unexpected.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    );
+    for expected in DEVICE_LINES.iter().filter(|e| e.required) {
+        assert!(
+            lines.iter().any(|line| line.contains(expected.text)),
+            "{machine}: Linux did not log {:?}\n\nwhole output:\n{serial}",
+            expected.text
+        );
+    }
+}
+
+/// `/proc/interrupts` rows printed by /init (the last block): IRQ -> (count,
+/// chip).
+fn interrupts(serial: &str) -> Vec<(String, u64, String)> {
+    let block = serial
+        .rsplit("init: interrupts begin")
+        .next()
+        .and_then(|rest| rest.split("init: interrupts end").next())
+        .unwrap_or_default();
+    block
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let irq = words.next()?.strip_suffix(':')?.to_string();
+            let count = words.next()?.parse().ok()?;
+            let chip = words.next().unwrap_or_default().to_string();
+            Some((irq, count, chip))
+        })
+        .collect()
+}
+
+/// The value after `prefix` on the first line starting with it (after any
+/// printk timestamp).
+fn field<'a>(serial: &'a str, prefix: &str) -> Option<&'a str> {
+    serial.lines().find_map(|line| {
+        let at = line.find(prefix)?;
+        Some(line[at + prefix.len()..].trim())
+    })
+}
+
+/// The timer and keyboard count on the XT-PIC; the keyboard took at least
+/// a byte per key; no spurious-interrupt storm (`ERR`/`SPU` rows).
+fn check_interrupts(machine: &str, serial: &str, keys: bool) {
+    let rows = interrupts(serial);
+    let row = |irq: &str| rows.iter().find(|(name, _, _)| name == irq);
+    let timer = row("0").unwrap_or_else(|| panic!("{machine}: no IRQ 0 row:\n{serial}"));
+    assert_eq!(timer.2, "XT-PIC", "{machine}: IRQ 0's chip");
+    assert!(timer.1 > 10, "{machine}: IRQ 0 counted {} times", timer.1);
+    let keyboard = row("1").unwrap_or_else(|| panic!("{machine}: no IRQ 1 row:\n{serial}"));
+    assert_eq!(keyboard.2, "XT-PIC", "{machine}: IRQ 1's chip");
+    if keys {
+        // 26 events, at least one byte (one interrupt) each.
+        assert!(
+            keyboard.1 >= EXPECTED_KEYS.len() as u64,
+            "{machine}: IRQ 1 counted {} times for {} key events",
+            keyboard.1,
+            EXPECTED_KEYS.len()
+        );
+    }
+    for name in ["ERR", "SPU"] {
+        if let Some(row) = row(name) {
+            assert!(row.1 < 5, "{machine}: {name} counted {} times", row.1);
+        }
+    }
+}
+
+/// The key events evkeys printed, in order.
+fn key_events(serial: &str) -> Vec<(u32, i32)> {
+    serial
+        .lines()
+        .filter_map(|line| {
+            let rest = line.trim_end_matches('\r').strip_prefix("evkey ")?;
+            let mut words = rest.split_whitespace();
+            Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Linux's TSC frequency (`tsc: Detected 2999.998 MHz processor`) in kHz.
+fn detected_tsc_khz(serial: &str) -> f64 {
+    let text = field(serial, "tsc: Detected ").expect("tsc: Detected line");
+    let mhz: f64 = text
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the TSC frequency in {text:?}"));
+    mhz * 1000.0
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Milestones, as seconds from the process start.
+#[derive(Debug, Default)]
+struct Milestones {
+    first_line: Option<Duration>,
+    keyboard: Option<Duration>,
+    init: Option<Duration>,
+}
+
+/// Watches `output` for the milestones until /init runs (or `timeout`).
+fn watch_milestones(output: &Output, start: Instant, timeout: Duration) -> Milestones {
+    let mut milestones = Milestones::default();
+    let steps: [(&[u8], fn(&mut Milestones) -> &mut Option<Duration>); 3] = [
+        (b"Linux version", |m| &mut m.first_line),
+        (b"AT Translated Set 2 keyboard", |m| &mut m.keyboard),
+        (b"init: mounted", |m| &mut m.init),
+    ];
+    for (needle, slot) in steps {
+        let left = timeout.saturating_sub(start.elapsed());
+        if output.wait_for(0, needle, left).is_ok() {
+            *slot(&mut milestones) = Some(start.elapsed());
+        }
+    }
+    milestones
+}
+
+fn print_milestones(machine: &str, m: &Milestones) {
+    let show = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
+    eprintln!(
+        "{machine}: first log line {}, keyboard registered {}, /init {}",
+        show(m.first_line),
+        show(m.keyboard),
+        show(m.init)
+    );
+}
+
+fn vmm_command(initaction: &str) -> Command {
+    require_kvm();
+    let mut command = Command::new(vmm_binary());
+    command
+        .arg("--kernel")
+        .arg(kernel())
+        .arg("--initrd")
+        .arg(initramfs())
+        .args(["--memory", "128", "--cpu", CPU])
+        .arg("--cmdline")
+        .arg(format!("{CMDLINE} initaction={initaction}"));
+    command
+}
+
+fn qemu_linux_command(initaction: &str) -> Command {
+    let mut command = Command::new(qemu_binary());
+    command
+        .args(["-machine", "pc", "-accel", "tcg", "-m", "128"])
+        .args(["-display", "none", "-nodefaults", "-no-reboot"])
+        .args(["-serial", "stdio"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .arg("-kernel")
+        .arg(kernel())
+        .arg("-initrd")
+        .arg(initramfs())
+        .arg("-append")
+        .arg(format!("{CMDLINE} initaction={initaction}"));
+    command
+}
+
+/// Every check on one machine's boot with `initaction=keys,exit:7`.
+fn check_boot(machine: &str, serial: &str, tsc_khz: u32) {
+    check_device_lines(machine, serial);
+    check_interrupts(machine, serial, true);
+    let keys = key_events(serial);
+    assert_eq!(
+        keys, EXPECTED_KEYS,
+        "{machine}: key events seen by Linux\n{serial}"
+    );
+    let detected = detected_tsc_khz(serial);
+    let error = (detected - f64::from(tsc_khz)).abs() / f64::from(tsc_khz);
+    eprintln!(
+        "{machine}: TSC {detected:.0} kHz, host {tsc_khz} kHz, off by {:.3} %",
+        error * 100.0
+    );
+    assert!(
+        error < 0.01,
+        "{machine}: Linux's TSC ({detected} kHz) is more than 1 % off the host's ({tsc_khz} kHz)"
+    );
+}
+
+/// Checks `date` (printed by /init as `init: date SECONDS`) against the host
+/// clock read when the line arrived.
+fn check_date(machine: &str, output: &Output) {
+    let at = output
+        .wait_for(0, b"init: date ", BOOT_TIMEOUT)
+        .unwrap_or_else(|_| panic!("{machine}: no date line:\n{}", output.text()));
+    let end = output
+        .wait_for(at, b"\n", Duration::from_secs(30))
+        .expect("the date line ends");
+    let host = unix_now();
+    let text = output.text();
+    let guest: i64 = text[at..end]
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{machine}: bad date line {:?}", &text[at..end]));
+    assert!(
+        (guest - host).abs() <= 2,
+        "{machine}: Linux's date {guest} is more than 2 s from the host's {host}"
+    );
+}
+
+/// Our VMM: boot to /init, keys typed by a `--keys` script reach Linux's
+/// input layer as the right key codes, and a value written to port 0xF4
+/// ends the VMM with that status. Then the same in QEMU `pc` + TCG.
+#[test]
+#[ignore = "builds and boots Linux: minutes; run by .ci/run"]
+fn linux_boots_and_takes_keys_in_our_vmm_and_in_qemu() {
+    let tsc_khz = host_tsc_khz();
+    let keys = scratch_path("linux.keys");
+    std::fs::write(&keys, KEYS).unwrap();
+
+    let start = Instant::now();
+    let mut command = vmm_command("keys,exit:7");
+    command.arg("--keys").arg(&keys).arg("--stats");
+    let mut vm = Machine::spawn(command);
+    let ours = watch_milestones(&vm.stdout, start, BOOT_TIMEOUT);
+    check_date("vmm", &vm.stdout);
+    let status = vm.wait(BOOT_TIMEOUT);
+    let serial = vm.stdout.text();
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "vmm: status\nstdout:\n{serial}\nstderr:\n{}",
+        vm.stderr.text()
+    );
+    print_milestones("vmm", &ours);
+    check_boot("vmm", &serial, tsc_khz);
+
+    // QEMU pc + TCG, the same kernel, command line and initramfs; keys
+    // through QMP by the same script.
+    let socket = scratch_path("qemu-qmp.sock");
+    let start = Instant::now();
+    let mut command = qemu_linux_command("keys,exit:7");
+    command
+        .arg("-qmp")
+        .arg(format!("unix:{},server=on,wait=off", socket.display()));
+    let mut qemu = Machine::spawn(command);
+    let qmp = Qmp::connect(&socket, Duration::from_secs(20));
+    let target = QemuTarget::new(qmp, &qemu.stdout);
+    let parsed = Script::parse("linux.keys", KEYS).expect("the key script parses");
+    let reference = watch_milestones(&qemu.stdout, start, BOOT_TIMEOUT);
+    check_date("qemu", &qemu.stdout);
+    script::run(&parsed, &target)
+        .unwrap_or_else(|e| panic!("qemu: key script: {e}\n{}", qemu.stdout.text()));
+    drop(target);
+    let status = qemu.wait(BOOT_TIMEOUT);
+    let serial = qemu.stdout.text();
+    // QEMU's debug-exit: (7 << 1) | 1.
+    assert_eq!(
+        status.code(),
+        Some(15),
+        "qemu: status\n{serial}\n{}",
+        qemu.stderr.text()
+    );
+    print_milestones("qemu pc tcg", &reference);
+    check_boot("qemu", &serial, tsc_khz);
+}
+
+/// `reboot -f` resets the machine through the i8042 (command 0xFE): with
+/// `--no-reboot` the VMM exits with status 0 and says so; without it Linux
+/// boots again (the second "Linux version" line) and is stopped there.
+#[test]
+#[ignore = "boots Linux: minutes; run by .ci/run"]
+fn linux_reboot_resets_through_the_i8042() {
+    let mut command = vmm_command("reboot");
+    command.arg("--no-reboot");
+    let mut vm = Machine::spawn(command);
+    let status = vm.wait(BOOT_TIMEOUT);
+    let serial = vm.stdout.text();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "status\n{serial}\n{}",
+        vm.stderr.text()
+    );
+    assert!(serial.contains("init: rebooting"), "{serial}");
+    assert!(serial.contains("reboot: Restarting system"), "{serial}");
+    assert!(
+        vm.stderr.text().contains("reset"),
+        "the VMM reports the reset: {}",
+        vm.stderr.text()
+    );
+
+    let vm = Machine::spawn(vmm_command("reboot"));
+    let first = vm
+        .stdout
+        .wait_for(0, b"init: rebooting", BOOT_TIMEOUT)
+        .unwrap_or_else(|_| panic!("no reboot:\n{}", vm.stdout.text()));
+    vm.stdout
+        .wait_for(first, b"Linux version", BOOT_TIMEOUT)
+        .unwrap_or_else(|_| panic!("Linux did not boot again:\n{}", vm.stdout.text()));
+    assert!(
+        vm.stderr.text().contains("vmm: guest reset"),
+        "{}",
+        vm.stderr.text()
+    );
+}
+
+/// Commands typed on COM1 (`--console-input serial`) run in the busybox
+/// shell on ttyS0. Needs the serial-input flag `--console-input serial`
+/// (the text is typed by a `--keys` script once the shell runs: Linux drops
+/// what reaches ttyS0 before a reader opens it).
+#[test]
+#[ignore = "boots Linux: minutes; run by .ci/run"]
+fn linux_shell_runs_commands_typed_on_com1() {
+    let script = scratch_path("serial.keys");
+    std::fs::write(
+        &script,
+        "expect \"init: shell\" 600s\nexpect \"/ # \" 60s\ntype echo typed-on-$((6*7)); outb 0xf4 9\\n\n",
+    )
+    .unwrap();
+    let mut command = vmm_command("");
+    command
+        .args(["--console-input", "serial"])
+        .arg("--keys")
+        .arg(&script);
+    let mut vm = Machine::spawn(command);
+    let status = vm.wait(BOOT_TIMEOUT);
+    let serial = vm.stdout.text();
+    assert!(
+        serial.contains("typed-on-42"),
+        "{serial}\n{}",
+        vm.stderr.text()
+    );
+    assert_eq!(status.code(), Some(9), "{serial}\n{}", vm.stderr.text());
+}
