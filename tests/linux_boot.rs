@@ -374,7 +374,8 @@ struct Milestones {
 /// Watches `output` for the milestones until /init runs (or `timeout`).
 fn watch_milestones(output: &Output, start: Instant, timeout: Duration) -> Milestones {
     let mut milestones = Milestones::default();
-    let steps: [(&[u8], fn(&mut Milestones) -> &mut Option<Duration>); 3] = [
+    type Slot = fn(&mut Milestones) -> &mut Option<Duration>;
+    let steps: [(&[u8], Slot); 3] = [
         (b"Linux version", |m| &mut m.first_line),
         (b"AT Translated Set 2 keyboard", |m| &mut m.keyboard),
         (b"init: mounted", |m| &mut m.init),

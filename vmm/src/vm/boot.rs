@@ -592,9 +592,10 @@ pub(crate) mod tests {
         );
         assert!(place_initrd(&kernel, &layout, u64::MAX).is_err());
         // A kernel only in low memory still leaves the initrd above 1 MiB.
+        let low_segment = 0x8000..0x9000;
         let low = ElfInfo {
             pvh_entry: 0,
-            segments: vec![0x8000..0x9000],
+            segments: vec![low_segment],
             zero_fill: Vec::new(),
         };
         assert_eq!(
