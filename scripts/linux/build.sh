@@ -13,8 +13,9 @@
 #   initramfs.cpio  a newc archive: busybox, /init, the two helpers below
 #
 # The kernel is cached under ${ASYNCOS_LINUX_CACHE:-~/.cache/asyncos-linux}/<key>,
-# the key a hash of this script, config.sh and the linux-source version, so a
-# changed configuration builds again and an unchanged one takes seconds. The
+# the key a hash of config.sh and KERNEL_RECIPE (bump it when the kernel
+# build steps below change) plus the linux-source version, so a changed
+# configuration builds again and an unchanged one takes seconds. The
 # initramfs is rebuilt every run (it takes a second) so init changes need no
 # cache clearing.
 set -euo pipefail
@@ -33,7 +34,8 @@ for tool in gcc make flex bison bc; do
 done
 
 version="$(dpkg-query -W -f '${Version}' linux-source-6.1)"
-key="$(cat "$0" "$here/config.sh" | sha256sum | cut -c1-12)-$version"
+KERNEL_RECIPE=1
+key="$( (cat "$here/config.sh"; echo "recipe $KERNEL_RECIPE") | sha256sum | cut -c1-12)-$version"
 out="${1:-$cache/$key}"
 mkdir -p "$out"
 
@@ -70,7 +72,7 @@ trap 'rm -rf "$work"' EXIT
 # The kernel's own cpio writer: device nodes without root, no cpio tool needed.
 gcc -O2 -o "$work/gen_init_cpio" "$src/usr/gen_init_cpio.c"
 for prog in evkeys outb; do
-    gcc -static -O2 -Wall -Werror -o "$work/$prog" "$here/$prog.c"
+    gcc -static -Os -s -Wall -Werror -o "$work/$prog" "$here/$prog.c"
 done
 cat >"$work/list" <<EOF
 dir /dev 0755 0 0

@@ -42,7 +42,7 @@ static int open_keyboard(char *path, size_t len, char *name, size_t name_len) {
 }
 
 int main(void) {
-    char path[64], name[128];
+    char path[300], name[128];
     struct input_event ev;
     int fd = open_keyboard(path, sizeof path, name, sizeof name);
     if (fd < 0)

@@ -32,9 +32,8 @@ const CR0_ET: u64 = 1 << 4;
 
 /// Gives the vCPU what KVM supports narrowed to `model` (see `cpu_model`),
 /// minus the local APIC: this machine has none (no in-kernel irqchip), so
-/// advertising one would be a lie; minus the KVM paravirtual features whose
-/// MSR this host's KVM refuses (found by [`refused_pv_features`]: a guest
-/// that enabled them would get a #GP). Adds the hypervisor timing leaf with
+/// advertising one would be a lie; minus KVM's poll control
+/// ([`KVM_FEATURE_POLL_CONTROL`]). Adds the hypervisor timing leaf with
 /// the vCPU's TSC frequency (`KVM_GET_TSC_KHZ`), so a guest can use the TSC
 /// as its clock without calibrating it against a slower device (an AMD host
 /// has no CPUID leaf 0x15).
@@ -55,6 +54,9 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd, model: &CpuModel) -> Result<(),
         if entry.function == CPUID_HYPERVISOR_BASE && tsc_khz.is_some() {
             entry.eax = entry.eax.max(CPUID_TIMING_LEAF);
         }
+        if entry.function == KVM_FEATURES_LEAF {
+            entry.eax &= !KVM_FEATURE_POLL_CONTROL;
+        }
     }
     if let Some(khz) = tsc_khz {
         entries.push(kvm_cpuid_entry2 {
@@ -63,63 +65,24 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd, model: &CpuModel) -> Result<(),
             ..Default::default()
         });
     }
-    let set = |entries: &[kvm_cpuid_entry2]| {
-        // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
-        // guests then calibrate the TSC themselves.
-        let entries = &entries[..entries.len().min(KVM_MAX_CPUID_ENTRIES)];
-        let cpuid = CpuId::from_entries(entries)
-            .map_err(|_| CpuidError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
-        vcpu.set_cpuid2(&cpuid).map_err(CpuidError::Kvm)
-    };
-    set(&entries)?;
-    let refused = refused_pv_features(vcpu);
-    if refused != 0 {
-        log::debug!("KVM paravirtual features left out (their MSR is refused): {refused:#x}");
-        for entry in entries.iter_mut() {
-            if entry.function == KVM_FEATURES_LEAF {
-                entry.eax &= !refused;
-            }
-        }
-        // Allowed: the vCPU has not run yet.
-        set(&entries)?;
-    }
-    Ok(())
+    // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
+    // guests then calibrate the TSC themselves.
+    let entries = &entries[..entries.len().min(KVM_MAX_CPUID_ENTRIES)];
+    let cpuid = CpuId::from_entries(entries)
+        .map_err(|_| CpuidError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
+    vcpu.set_cpuid2(&cpuid).map_err(CpuidError::Kvm)
 }
 
-/// KVM paravirtual features (`KVM_CPUID_FEATURES` EAX bits) that are enabled
-/// through an MSR, with that MSR and a value that leaves the feature off.
-const PV_FEATURE_MSRS: [(u32, u32, u64); 7] = [
-    (1 << 0, 0x11, 0),         // KVM_FEATURE_CLOCKSOURCE: MSR_KVM_SYSTEM_TIME
-    (1 << 3, 0x4b56_4d01, 0),  // KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW
-    (1 << 4, 0x4b56_4d02, 0),  // KVM_FEATURE_ASYNC_PF: MSR_KVM_ASYNC_PF_EN
-    (1 << 5, 0x4b56_4d03, 0),  // KVM_FEATURE_STEAL_TIME: MSR_KVM_STEAL_TIME
-    (1 << 6, 0x4b56_4d04, 0),  // KVM_FEATURE_PV_EOI: MSR_KVM_PV_EOI_EN
-    (1 << 12, 0x4b56_4d06, 1), // KVM_FEATURE_POLL_CONTROL: MSR_KVM_POLL_CONTROL (1: its reset value)
-    (1 << 14, 0x4b56_4d05, 0), // KVM_FEATURE_ASYNC_PF_INT: MSR_KVM_ASYNC_PF_INT
-];
-
-/// The paravirtual features whose MSR KVM refuses to set on this vCPU
-/// (measured on `kvm_pvm`: MSR 0x4b564d06, poll control, which Linux then
-/// reports with a stack trace). Each MSR is written with the value that
-/// leaves its feature off, which is also its state before the guest runs.
-fn refused_pv_features(vcpu: &VcpuFd) -> u32 {
-    let mut refused = 0;
-    for (bit, index, value) in PV_FEATURE_MSRS {
-        let entry = kvm_msr_entry {
-            index,
-            data: value,
-            ..Default::default()
-        };
-        let accepted = Msrs::from_entries(&[entry])
-            .ok()
-            .and_then(|msrs| vcpu.set_msrs(&msrs).ok())
-            == Some(1);
-        if !accepted {
-            refused |= bit;
-        }
-    }
-    refused
-}
+/// `KVM_FEATURE_POLL_CONTROL` (`KVM_CPUID_FEATURES` EAX bit 12): the guest
+/// may turn off the host's halt polling through MSR 0x4b564d06.
+///
+/// Never offered. Halt polling is the in-kernel irqchip's business: this
+/// machine's `HLT` exits to the VMM, so there is nothing to control; and
+/// `kvm_pvm` refuses the guest's write of that MSR (#GP; Linux logs an
+/// "unchecked MSR access error" stack trace), although it accepts the same
+/// write from the VMM through `KVM_SET_MSRS`, so no probe from the host can
+/// tell.
+const KVM_FEATURE_POLL_CONTROL: u32 = 1 << 12;
 
 /// Why the vCPU's CPUID could not be set.
 #[derive(Debug, thiserror::Error)]
