@@ -10,7 +10,7 @@
 #
 # Output (printed as its last line: the directory holding them):
 #   vmlinux         the kernel ELF; it carries the PVH note, so it boots as is
-#   initramfs.cpio  a newc archive: busybox, /init, the two helpers below
+#   initramfs.cpio  a newc archive: busybox, /init, evkeys
 #
 # The kernel is cached under ${ASYNCOS_LINUX_CACHE:-~/.cache/asyncos-linux}/<key>,
 # the key a hash of config.sh and KERNEL_RECIPE (bump it when the kernel
@@ -71,7 +71,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # The kernel's own cpio writer: device nodes without root, no cpio tool needed.
 gcc -O2 -o "$work/gen_init_cpio" "$src/usr/gen_init_cpio.c"
-for prog in evkeys outb; do
+for prog in evkeys; do
     gcc -static -Os -s -Wall -Werror -o "$work/$prog" "$here/$prog.c"
 done
 cat >"$work/list" <<EOF
@@ -85,7 +85,6 @@ dir /root 0700 0 0
 file /bin/busybox /bin/busybox 0755 0 0
 slink /bin/sh busybox 0777 0 0
 file /bin/evkeys $work/evkeys 0755 0 0
-file /bin/outb $work/outb 0755 0 0
 file /init $here/init 0755 0 0
 EOF
 "$work/gen_init_cpio" "$work/list" >"$out/initramfs.cpio.tmp"
