@@ -137,6 +137,10 @@ const DEVICE_LINES: &[Expected] = &[
         required: true,
     },
     Expected {
+        text: "Kernel command line: console=ttyS0",
+        required: true,
+    },
+    Expected {
         text: "APIC: Keep in PIC mode(8259)",
         required: true,
     },
