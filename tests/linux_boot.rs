@@ -393,7 +393,7 @@ fn watch_milestones(output: &Output, start: Instant, timeout: Duration) -> Miles
     type Slot = fn(&mut Milestones) -> &mut Option<Duration>;
     let steps: [(&[u8], Slot); 3] = [
         (b"Linux version", |m| &mut m.first_line),
-        (b"AT Translated Set 2 keyboard", |m| &mut m.keyboard),
+        (b"Set 2 keyboard as", |m| &mut m.keyboard),
         (b"Run /init as init process", |m| &mut m.init),
     ];
     for (needle, slot) in steps {
@@ -499,19 +499,24 @@ fn linux_boots_to_init_in_our_vmm() {
     let mut command = vmm_command("keys");
     command.arg("--stats").args(["--timeout", "900"]);
     let vm = Machine::spawn(command);
+    // The host's time when Linux logs the clock it read from our RTC,
+    // taken by a watcher as the line arrives (the milestones may be waited
+    // for in another order).
+    let rtc_watch = {
+        let output = vm.stdout.clone();
+        std::thread::spawn(move || {
+            let at = output
+                .wait_for(
+                    0,
+                    b"rtc_cmos rtc_cmos: setting system clock to ",
+                    BOOT_TIMEOUT,
+                )
+                .ok()?;
+            output.wait_for(at, b"\n", Duration::from_secs(10)).ok()?;
+            Some(unix_now())
+        })
+    };
     let milestones = watch_milestones(&vm.stdout, start, BOOT_TIMEOUT);
-    let rtc_at = vm
-        .stdout
-        .wait_for(
-            0,
-            b"rtc_cmos rtc_cmos: setting system clock to ",
-            BOOT_TIMEOUT,
-        )
-        .unwrap_or_else(|_| panic!("vmm: no RTC line:\n{}", vm.stdout.text()));
-    vm.stdout
-        .wait_for(rtc_at, b"\n", Duration::from_secs(10))
-        .expect("the RTC line ends");
-    let host_time = unix_now();
     let init = vm
         .stdout
         .wait_for(0, b"Run /init as init process", BOOT_TIMEOUT)
@@ -534,6 +539,10 @@ fn linux_boots_to_init_in_our_vmm() {
     print_milestones("vmm", &milestones);
     eprintln!("vmm: Run /init {:.2} s", run_init.as_secs_f64());
     check_device_lines("vmm", &serial);
+    let host_time = rtc_watch
+        .join()
+        .unwrap()
+        .unwrap_or_else(|| panic!("vmm: no RTC line:\n{serial}"));
     check_rtc_time("vmm", &serial, host_time);
     let detected = detected_tsc_khz(&serial);
     let error = (detected - f64::from(tsc_khz)).abs() / f64::from(tsc_khz);
