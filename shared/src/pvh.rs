@@ -55,6 +55,21 @@ pub struct HvmMemmapEntry {
     pub reserved: u32,
 }
 
+/// `struct hvm_modlist_entry`: one module (for Linux: the initrd) the loader
+/// placed in memory, listed at [`HvmStartInfo::modlist_paddr`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HvmModlistEntry {
+    /// Physical address of the module.
+    pub paddr: u64,
+    /// Size of the module in bytes.
+    pub size: u64,
+    /// Physical address of the module's NUL-terminated command line, 0 if none.
+    pub cmdline_paddr: u64,
+    /// Must be zero.
+    pub reserved: u64,
+}
+
 /// Memory map entry types (`XEN_HVM_MEMMAP_TYPE_*`, the E820 types).
 pub mod memmap_type {
     /// Usable RAM.
@@ -93,6 +108,15 @@ mod tests {
         assert_eq!(offset_of!(HvmStartInfo, memmap_paddr), 40);
         assert_eq!(offset_of!(HvmStartInfo, memmap_entries), 48);
         assert_eq!(offset_of!(HvmStartInfo, reserved), 52);
+    }
+
+    #[test]
+    fn modlist_entry_layout() {
+        assert_eq!(size_of::<HvmModlistEntry>(), 32);
+        assert_eq!(offset_of!(HvmModlistEntry, paddr), 0);
+        assert_eq!(offset_of!(HvmModlistEntry, size), 8);
+        assert_eq!(offset_of!(HvmModlistEntry, cmdline_paddr), 16);
+        assert_eq!(offset_of!(HvmModlistEntry, reserved), 24);
     }
 
     #[test]

@@ -69,6 +69,16 @@ struct Cli {
     #[arg(long, value_name = "STR", default_value = "")]
     cmdline: String,
 
+    /// CPU model: host (what KVM supports) or baseline (after QEMU's qemu64),
+    /// then feature toggles, e.g. host,-xsave,-cx16.
+    #[arg(long, value_name = "MODEL", default_value = "host")]
+    cpu: vmm::vm::CpuModel,
+
+    /// Initial RAM disk for the kernel (a Linux initramfs), passed as the
+    /// PVH boot module at the top of RAM, like QEMU's -initrd.
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+
     /// Guest RAM in MiB, 3 to 3072 (the embedded guest needs 3).
     #[arg(long, value_name = "MiB", default_value_t = memory::DEFAULT_MIB.into(),
           allow_negative_numbers = true)]
@@ -169,6 +179,9 @@ enum Error {
     /// `--kernel` could not be read.
     #[error("cannot read kernel {path}: {1}", path = .0.display())]
     ReadKernel(PathBuf, #[source] std::io::Error),
+    /// `--initrd` could not be read.
+    #[error("cannot read initrd {path}: {1}", path = .0.display())]
+    ReadInitrd(PathBuf, #[source] std::io::Error),
     /// The kernel (named as in messages) does not boot.
     #[error("{0}: {1}")]
     Boot(String, #[source] vmm::vm::BootError),
@@ -276,6 +289,12 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
         }
         None => Cow::Borrowed(vmm::guest::ELF),
     };
+    let initrd = match &cli.initrd {
+        Some(path) => Some(Cow::Owned(
+            std::fs::read(path).map_err(|error| Error::ReadInitrd(path.clone(), error))?,
+        )),
+        None => None,
+    };
     let kernel_name = cli
         .kernel
         .as_ref()
@@ -285,6 +304,8 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
     let config = VmConfig {
         kernel,
         cmdline: cli.cmdline.clone(),
+        initrd,
+        cpu: cli.cpu.clone(),
         memory_mib,
         serial_to_stdout: serial.to_stdout,
         serial_sink: serial_sink.clone(),

@@ -76,6 +76,10 @@ pub struct TimerTicks {
     pub dropped: u64,
     /// Discarded while the VM was paused.
     pub discarded_paused: u64,
+    /// Owed ticks cancelled by a re-initialisation (ICW1) of their PIC.
+    pub cancelled_pic_init: u64,
+    /// Owed ticks forgotten because the guest unmasked their line.
+    pub forgotten_at_unmask: u64,
 }
 
 /// Accesses to ports no device claims.
@@ -124,6 +128,8 @@ impl StatsRecord {
                 delivered: platform.timer_ticks_delivered,
                 dropped: platform.timer_ticks_dropped,
                 discarded_paused: platform.timer_ticks_paused,
+                cancelled_pic_init: platform.timer_ticks_cancelled,
+                forgotten_at_unmask: platform.timer_ticks_unmasked,
             },
             resets: platform.resets,
             unclaimed_ports: UnclaimedPorts {

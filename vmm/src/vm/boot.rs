@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
 use linux_loader::loader::KernelLoader;
-use shared::pvh::{self, memmap_type, HvmMemmapEntry, HvmStartInfo};
+use shared::pvh::{self, memmap_type, HvmMemmapEntry, HvmModlistEntry, HvmStartInfo};
 use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::memory::{self, MemoryLayout};
@@ -22,6 +22,9 @@ pub const GDT_ADDR: u64 = 0x500;
 pub const START_INFO_ADDR: u64 = 0x6000;
 /// Guest-physical address of the memory map (right after `hvm_start_info`).
 pub const MEMMAP_ADDR: u64 = START_INFO_ADDR + 0x40;
+/// Guest-physical address of the module list (one `hvm_modlist_entry`, the
+/// initrd), in the same page as `hvm_start_info`.
+pub const MODLIST_ADDR: u64 = START_INFO_ADDR + 0x800;
 /// Guest-physical address of the NUL-terminated command line.
 pub const CMDLINE_ADDR: u64 = 0x2_0000;
 /// Longest command line accepted, in bytes, without the terminating NUL
@@ -88,6 +91,19 @@ pub enum BootError {
         end: u64,
         /// Start of the boot data it overlaps.
         boot: u64,
+    },
+    /// The initrd does not fit in RAM above the kernel.
+    #[error(
+        "the initrd ({size} bytes) does not fit in guest RAM between the kernel's end \
+         ({kernel_end:#x}) and the end of RAM ({ram_end:#x}); try a larger --memory"
+    )]
+    InitrdDoesNotFit {
+        /// Size of the initrd in bytes.
+        size: u64,
+        /// First page-aligned byte after the kernel's segments.
+        kernel_end: u64,
+        /// Byte after the end of RAM.
+        ram_end: u64,
     },
     /// The command line is longer than [`CMDLINE_MAX`].
     #[error("the kernel command line is {0} bytes long; the limit is {CMDLINE_MAX}")]
@@ -288,6 +304,45 @@ pub fn check_placement(info: &ElfInfo, layout: &MemoryLayout) -> Result<(), Boot
     Ok(())
 }
 
+/// Where the initrd goes: as high in RAM as it fits, page-aligned, above
+/// every kernel segment (so clear of the kernel and of the boot data, which
+/// is below 1 MiB). This is where QEMU's PVH loader puts `-initrd` too (the
+/// top of RAM below 4 GiB), and it leaves the kernel the most room to grow
+/// past its image (`.bss`, `brk`, early page tables) before reaching it.
+pub fn place_initrd(info: &ElfInfo, layout: &MemoryLayout, size: u64) -> Result<u64, BootError> {
+    const PAGE: u64 = 0x1000;
+    let kernel_end = info
+        .segments
+        .iter()
+        .map(|segment| segment.end)
+        .fold(memory::HIGH_RAM_START, u64::max)
+        .next_multiple_of(PAGE);
+    let ram_end = layout.ram_end();
+    let too_big = BootError::InitrdDoesNotFit {
+        size,
+        kernel_end,
+        ram_end,
+    };
+    let start = ram_end.checked_sub(size).ok_or(too_big)? / PAGE * PAGE;
+    if start < kernel_end {
+        return Err(BootError::InitrdDoesNotFit {
+            size,
+            kernel_end,
+            ram_end,
+        });
+    }
+    Ok(start)
+}
+
+/// [`HvmModlistEntry`] as guest memory takes it.
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct ModlistEntryBytes(HvmModlistEntry);
+
+// SAFETY: `HvmModlistEntry` is `repr(C)`, four `u64`s, no padding (32
+// bytes): every byte pattern is valid and all bytes are initialised.
+unsafe impl ByteValued for ModlistEntryBytes {}
+
 /// [`HvmStartInfo`] as guest memory takes it (`ByteValued` is foreign to
 /// `shared`, so it is implemented on this wrapper).
 #[repr(transparent)]
@@ -321,12 +376,14 @@ pub struct BootEntry {
 /// boot-time memory set-up, done the same way at the first boot and at every
 /// machine reset. Memory need not be fresh: the part of each segment the file
 /// does not fill (`p_filesz` to `p_memsz`, which `linux-loader` leaves alone)
-/// is zeroed here.
+/// is zeroed here. An `initrd` is copied to [`place_initrd`]'s address and
+/// announced as the one PVH module, as QEMU's `-initrd` does for PVH kernels.
 pub fn load(
     mem: &GuestMemoryMmap,
     layout: &MemoryLayout,
     elf: &[u8],
     cmdline: &str,
+    initrd: Option<&[u8]>,
 ) -> Result<BootEntry, BootError> {
     if cmdline.len() > CMDLINE_MAX {
         return Err(BootError::CmdlineTooLong(cmdline.len()));
@@ -336,6 +393,9 @@ pub fn load(
     }
     let info = inspect(elf)?;
     check_placement(&info, layout)?;
+    let initrd_at = initrd
+        .map(|initrd| place_initrd(&info, layout, initrd.len() as u64))
+        .transpose()?;
 
     // No kernel offset: with one, linux-loader ignores the PVH note.
     let loaded = Elf::load(mem, None, &mut Cursor::new(elf), None)?;
@@ -376,7 +436,7 @@ pub fn load(
         let at = MEMMAP_ADDR + (index * std::mem::size_of::<HvmMemmapEntry>()) as u64;
         mem.write_obj(MemmapEntryBytes(entry), GuestAddress(at))?;
     }
-    let start_info = HvmStartInfo {
+    let mut start_info = HvmStartInfo {
         magic: pvh::START_MAGIC,
         version: pvh::VERSION_WITH_MEMMAP,
         cmdline_paddr: CMDLINE_ADDR,
@@ -384,6 +444,17 @@ pub fn load(
         memmap_entries: map.len() as u32,
         ..Default::default()
     };
+    if let (Some(initrd), Some(at)) = (initrd, initrd_at) {
+        mem.write_slice(initrd, GuestAddress(at))?;
+        let module = HvmModlistEntry {
+            paddr: at,
+            size: initrd.len() as u64,
+            ..Default::default()
+        };
+        mem.write_obj(ModlistEntryBytes(module), GuestAddress(MODLIST_ADDR))?;
+        start_info.nr_modules = 1;
+        start_info.modlist_paddr = MODLIST_ADDR;
+    }
     mem.write_obj(StartInfoBytes(start_info), GuestAddress(START_INFO_ADDR))?;
     Ok(BootEntry {
         entry,
@@ -394,7 +465,8 @@ pub fn load(
 const _: () = {
     assert!(std::mem::size_of::<StartInfoBytes>() == 56);
     assert!(std::mem::size_of::<MemmapEntryBytes>() == 24);
-    assert!(MEMMAP_ADDR + 3 * 24 <= START_INFO_ADDR + 0x1000);
+    assert!(MEMMAP_ADDR + 3 * 24 <= MODLIST_ADDR);
+    assert!(MODLIST_ADDR + 32 <= START_INFO_ADDR + 0x1000);
     assert!(CMDLINE_ADDR + (CMDLINE_MAX as u64) < memory::LOW_RAM_END);
 };
 
@@ -507,7 +579,7 @@ pub(crate) mod tests {
                 .unwrap();
             (segment, boot, cmdline)
         };
-        let entry = load(&mem, &layout, &elf, "a=b").unwrap();
+        let entry = load(&mem, &layout, &elf, "a=b", None).unwrap();
         let first = image(&mem);
         assert_eq!(&first.0[..4], &[0x90, 0x90, 0xf4, 0]);
         assert_eq!(&first.2, b"a=b\0");
@@ -518,11 +590,96 @@ pub(crate) mod tests {
             .unwrap();
         mem.write_slice(&[0xcc; 8], GuestAddress(CMDLINE_ADDR))
             .unwrap();
-        assert_eq!(load(&mem, &layout, &elf, "a=b").unwrap(), entry);
+        assert_eq!(load(&mem, &layout, &elf, "a=b", None).unwrap(), entry);
         assert!(
             image(&mem) == first,
             "the reload differs from the first load"
         );
+    }
+
+    fn kernel_at(range: Range<u64>) -> ElfInfo {
+        ElfInfo {
+            pvh_entry: 0,
+            segments: vec![0x10_0000..0x10_1000, range],
+            zero_fill: Vec::new(),
+        }
+    }
+
+    /// The initrd ends at the end of RAM, starts on a page, and an initrd
+    /// that would reach into the kernel's last page is refused.
+    #[test]
+    fn initrd_goes_to_the_top_of_ram_clear_of_the_kernel() {
+        let layout = MemoryLayout::new(16).unwrap();
+        let ram_end = 16 << 20;
+        let kernel = kernel_at(0x20_0000..0x30_0123);
+        assert_eq!(
+            place_initrd(&kernel, &layout, 0x1000).ok(),
+            Some(ram_end - 0x1000)
+        );
+        assert_eq!(
+            place_initrd(&kernel, &layout, 0x1001).ok(),
+            Some(ram_end - 0x2000)
+        );
+        assert_eq!(
+            place_initrd(&kernel, &layout, 1).ok(),
+            Some(ram_end - 0x1000)
+        );
+        // The kernel ends at 0x300123: its page ends at 0x301000.
+        let room = ram_end - 0x30_1000;
+        assert_eq!(place_initrd(&kernel, &layout, room).ok(), Some(0x30_1000));
+        let error = place_initrd(&kernel, &layout, room + 1).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the initrd (13627393 bytes) does not fit in guest RAM between the kernel's end \
+             (0x301000) and the end of RAM (0x1000000); try a larger --memory"
+        );
+        assert!(place_initrd(&kernel, &layout, u64::MAX).is_err());
+        // A kernel only in low memory still leaves the initrd above 1 MiB.
+        let low_segment = 0x8000..0x9000;
+        let low = ElfInfo {
+            pvh_entry: 0,
+            segments: vec![low_segment],
+            zero_fill: Vec::new(),
+        };
+        assert_eq!(
+            place_initrd(&low, &layout, ram_end - 0x10_0000).ok(),
+            Some(0x10_0000)
+        );
+        assert!(place_initrd(&low, &layout, ram_end - 0x10_0000 + 1).is_err());
+    }
+
+    /// The initrd's bytes land where the module list says, and
+    /// `hvm_start_info` counts one module; without one, none.
+    #[test]
+    fn initrd_is_the_one_pvh_module() {
+        let (name, kind, desc) = pvh_note(0x10_0000);
+        let elf = build_elf(0x10_0000, &[0xf4], &[&[(name, kind, &desc)]]);
+        let layout = MemoryLayout::new(8).unwrap();
+        let mem = layout.allocate().unwrap();
+        let initrd: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        load(&mem, &layout, &elf, "", Some(&initrd)).unwrap();
+        let info: StartInfoBytes = mem.read_obj(GuestAddress(START_INFO_ADDR)).unwrap();
+        assert_eq!(info.0.nr_modules, 1);
+        assert_eq!(info.0.modlist_paddr, MODLIST_ADDR);
+        let module: ModlistEntryBytes = mem.read_obj(GuestAddress(MODLIST_ADDR)).unwrap();
+        assert_eq!(module.0.size, 5000);
+        assert_eq!(module.0.paddr, (8 << 20) - 0x2000);
+        assert_eq!(module.0.cmdline_paddr, 0);
+        let mut copy = vec![0u8; 5000];
+        mem.read_slice(&mut copy, GuestAddress(module.0.paddr))
+            .unwrap();
+        assert!(copy == initrd, "the initrd's bytes differ in guest memory");
+
+        let mem = layout.allocate().unwrap();
+        load(&mem, &layout, &elf, "", None).unwrap();
+        let info: StartInfoBytes = mem.read_obj(GuestAddress(START_INFO_ADDR)).unwrap();
+        assert_eq!((info.0.nr_modules, info.0.modlist_paddr), (0, 0));
+
+        let huge = vec![0u8; 8 << 20];
+        assert!(matches!(
+            load(&mem, &layout, &elf, "", Some(&huge)),
+            Err(BootError::InitrdDoesNotFit { .. })
+        ));
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! PVH entry register state.
 use kvm_bindings::{
     kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs,
-    kvm_vcpu_events, kvm_xcrs, Msrs, KVM_MAX_CPUID_ENTRIES,
+    kvm_vcpu_events, kvm_xcrs, CpuId, Msrs, KVM_MAX_CPUID_ENTRIES,
 };
 use kvm_ioctls::{Kvm, VcpuFd};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::boot::{BootEntry, GDT_ADDR};
+use super::cpu_model::{CpuModel, CpuModelError, KVM_FEATURES_LEAF};
 
 /// CPUID.1:ECX bit: x2APIC.
 const CPUID1_ECX_X2APIC: u32 = 1 << 21;
@@ -29,15 +30,21 @@ const CR0_PE: u64 = 1 << 0;
 /// CR0.ET: extension type (always 1 on 486 and later).
 const CR0_ET: u64 = 1 << 4;
 
-/// Gives the vCPU what KVM supports, minus the local APIC: this machine has
-/// none (no in-kernel irqchip), so advertising one would be a lie. Adds the
-/// hypervisor timing leaf with the vCPU's TSC frequency (`KVM_GET_TSC_KHZ`),
-/// so a guest can use the TSC as its clock without calibrating it against a
-/// slower device (an AMD host has no CPUID leaf 0x15).
-pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error> {
-    let mut cpuid = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)?;
+/// Gives the vCPU what KVM supports narrowed to `model` (see `cpu_model`),
+/// minus the local APIC: this machine has none (no in-kernel irqchip), so
+/// advertising one would be a lie; minus KVM's poll control
+/// ([`KVM_FEATURE_POLL_CONTROL`]). Adds the hypervisor timing leaf with
+/// the vCPU's TSC frequency (`KVM_GET_TSC_KHZ`), so a guest can use the TSC
+/// as its clock without calibrating it against a slower device (an AMD host
+/// has no CPUID leaf 0x15).
+pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd, model: &CpuModel) -> Result<(), CpuidError> {
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(CpuidError::Kvm)?;
+    let mut entries = supported.as_slice().to_vec();
+    model.apply(&mut entries)?;
     let tsc_khz = vcpu.get_tsc_khz().ok().filter(|&khz| khz > 0);
-    for entry in cpuid.as_mut_slice() {
+    for entry in entries.iter_mut() {
         if entry.function == 1 {
             entry.ecx &= !(CPUID1_ECX_X2APIC | CPUID1_ECX_TSC_DEADLINE);
             entry.edx &= !CPUID1_EDX_APIC;
@@ -47,20 +54,45 @@ pub fn configure_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<(), kvm_ioctls::Error
         if entry.function == CPUID_HYPERVISOR_BASE && tsc_khz.is_some() {
             entry.eax = entry.eax.max(CPUID_TIMING_LEAF);
         }
+        if entry.function == KVM_FEATURES_LEAF {
+            entry.eax &= !KVM_FEATURE_POLL_CONTROL;
+        }
     }
     if let Some(khz) = tsc_khz {
-        let timing = kvm_cpuid_entry2 {
+        entries.push(kvm_cpuid_entry2 {
             function: CPUID_TIMING_LEAF,
             eax: khz,
             ..Default::default()
-        };
-        // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
-        // guests then calibrate the TSC themselves.
-        if cpuid.push(timing).is_err() {
-            log::warn!("CPUID table full: no TSC frequency leaf for the guest");
-        }
+        });
     }
-    vcpu.set_cpuid2(&cpuid)
+    // A full table (KVM_MAX_CPUID_ENTRIES) only loses the timing leaf;
+    // guests then calibrate the TSC themselves.
+    let entries = &entries[..entries.len().min(KVM_MAX_CPUID_ENTRIES)];
+    let cpuid = CpuId::from_entries(entries)
+        .map_err(|_| CpuidError::Kvm(kvm_ioctls::Error::new(libc::E2BIG)))?;
+    vcpu.set_cpuid2(&cpuid).map_err(CpuidError::Kvm)
+}
+
+/// `KVM_FEATURE_POLL_CONTROL` (`KVM_CPUID_FEATURES` EAX bit 12): the guest
+/// may turn off the host's halt polling through MSR 0x4b564d06.
+///
+/// Never offered. Halt polling is the in-kernel irqchip's business: this
+/// machine's `HLT` exits to the VMM, so there is nothing to control; and
+/// `kvm_pvm` refuses the guest's write of that MSR (#GP; Linux logs an
+/// "unchecked MSR access error" stack trace), although it accepts the same
+/// write from the VMM through `KVM_SET_MSRS`, so no probe from the host can
+/// tell.
+const KVM_FEATURE_POLL_CONTROL: u32 = 1 << 12;
+
+/// Why the vCPU's CPUID could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuidError {
+    /// The `--cpu` model asks for something the host lacks.
+    #[error("--cpu: {0}")]
+    Model(#[from] CpuModelError),
+    /// A KVM CPUID ioctl failed.
+    #[error("KVM set CPUID failed: {0}")]
+    Kvm(kvm_ioctls::Error),
 }
 
 /// MSRs a guest may change that a reset must restore (EFER is also in the

@@ -7,6 +7,7 @@ pub mod boot;
 mod complete;
 mod console;
 mod cpu;
+pub mod cpu_model;
 mod events;
 mod handle;
 mod kick;
@@ -32,6 +33,7 @@ use crate::stdout_sink::StdoutSink;
 
 pub use crate::devices::serial::SerialStats;
 pub use boot::{BootError, CMDLINE_MAX};
+pub use cpu_model::CpuModel;
 pub use events::MachineEvent;
 pub use handle::VmHandle;
 pub use kick::kick_signal;
@@ -62,6 +64,10 @@ pub struct VmConfig {
     pub kernel: Cow<'static, [u8]>,
     /// The kernel command line.
     pub cmdline: String,
+    /// The CPU model: what CPUID the guest is given (`--cpu`).
+    pub cpu: cpu_model::CpuModel,
+    /// An initial RAM disk, passed as the PVH module (`--initrd`).
+    pub initrd: Option<Cow<'static, [u8]>>,
     /// Guest RAM in MiB.
     pub memory_mib: u32,
     /// Copy the guest's serial output to stdout (it always goes to the
@@ -81,6 +87,8 @@ impl Default for VmConfig {
         VmConfig {
             kernel: Cow::Borrowed(crate::guest::ELF),
             cmdline: String::new(),
+            initrd: None,
+            cpu: CpuModel::default(),
             memory_mib: memory::DEFAULT_MIB,
             serial_to_stdout: false,
             serial_sink: None,
@@ -99,6 +107,7 @@ pub(crate) struct BootSetup {
     layout: memory::MemoryLayout,
     kernel: Cow<'static, [u8]>,
     cmdline: String,
+    initrd: Option<Cow<'static, [u8]>>,
     power_on: cpu::PowerOnState,
     /// See [`VmConfig::no_reboot`].
     pub no_reboot: bool,
@@ -107,7 +116,13 @@ pub(crate) struct BootSetup {
 impl BootSetup {
     /// Loads the kernel and boot data and sets the vCPU's entry state.
     pub fn apply(&self, vcpu: &VcpuFd) -> Result<(), Error> {
-        let entry = boot::load(&self.memory, &self.layout, &self.kernel, &self.cmdline)?;
+        let entry = boot::load(
+            &self.memory,
+            &self.layout,
+            &self.kernel,
+            &self.cmdline,
+            self.initrd.as_deref(),
+        )?;
         self.power_on.restore(vcpu)?;
         cpu::configure_pvh_entry(vcpu, &self.memory, entry)?;
         Ok(())
@@ -138,6 +153,9 @@ pub enum Error {
     /// The kernel cannot be booted.
     #[error(transparent)]
     Boot(#[from] BootError),
+    /// The CPU model could not be applied.
+    #[error(transparent)]
+    Cpuid(#[from] cpu::CpuidError),
     /// The vCPU could not be set up.
     #[error(transparent)]
     VcpuSetup(#[from] cpu::SetupError),
@@ -222,8 +240,13 @@ impl RunReport {
         let p = &self.platform;
         let _ = writeln!(
             out,
-            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused, {} cancelled by a PIC re-initialisation",
-            p.timer_ticks_delivered, p.timer_ticks_dropped, p.timer_ticks_paused, p.timer_ticks_cancelled
+            "  timer ticks: {} delivered, {} dropped (backlog full), {} discarded while paused, \
+             {} cancelled by a PIC re-initialisation, {} forgotten at unmask",
+            p.timer_ticks_delivered,
+            p.timer_ticks_dropped,
+            p.timer_ticks_paused,
+            p.timer_ticks_cancelled,
+            p.timer_ticks_unmasked
         );
         let _ = writeln!(out, "  resets: {}", p.resets);
         let _ = writeln!(
@@ -290,13 +313,14 @@ impl Vm {
         let vcpu = vm
             .create_vcpu(0)
             .map_err(|e| Error::Kvm("create vCPU", e))?;
-        cpu::configure_cpuid(&kvm, &vcpu).map_err(|e| Error::Kvm("set CPUID", e))?;
+        cpu::configure_cpuid(&kvm, &vcpu, &config.cpu)?;
         let boot = BootSetup {
             power_on: cpu::PowerOnState::capture(&kvm, &vcpu)?,
             memory: memory.clone(),
             layout,
             kernel: config.kernel.clone(),
             cmdline: config.cmdline.clone(),
+            initrd: config.initrd.clone(),
             no_reboot: config.no_reboot,
         };
         boot.apply(&vcpu)?;

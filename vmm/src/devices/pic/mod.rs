@@ -559,6 +559,12 @@ impl DualPic {
         }
     }
 
+    /// The interrupt mask registers (OCW1) of both chips as one bit per ISA
+    /// line: bit `n` set when line `n` is masked in its own chip.
+    pub fn masked_lines(&self) -> u16 {
+        u16::from(self.master.imr) | (u16::from(self.slave.imr) << 8)
+    }
+
     /// Whether ISA line `irq` (0-15) has a request latched in its chip's IRR
     /// (without the side effects of a guest read). A request leaves the IRR
     /// when it is acknowledged (INTA or poll), when its level line drops, or

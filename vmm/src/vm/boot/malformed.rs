@@ -442,12 +442,12 @@ fn broken_elf_files_are_refused_with_one_line_each() {
     let layout = MemoryLayout::new(MIB).unwrap();
     let mem = layout.allocate().unwrap();
     // The table's base is good, so each case fails for its own reason.
-    load(&mem, &layout, &Image::good().build(), "").expect("the good image loads");
+    load(&mem, &layout, &Image::good().build(), "", None).expect("the good image loads");
     mem.write_slice(&[0xaa; 16], GuestAddress(LOAD)).unwrap();
     let cases = cases();
     assert!(cases.len() >= 25, "{} cases", cases.len());
     for (what, elf, expected) in cases {
-        let result = std::panic::catch_unwind(|| load(&mem, &layout, &elf, ""));
+        let result = std::panic::catch_unwind(|| load(&mem, &layout, &elf, "", None));
         let error = match result {
             Ok(Ok(_)) => panic!("{what}: loaded"),
             Ok(Err(error)) => error.to_string(),
@@ -474,7 +474,7 @@ fn every_truncation_is_refused() {
     let mem = layout.allocate().unwrap();
     let good = Image::good().build();
     for len in 0..good.len() {
-        let error = load(&mem, &layout, &good[..len], "")
+        let error = load(&mem, &layout, &good[..len], "", None)
             .err()
             .unwrap_or_else(|| panic!("cut at {len} loaded"));
         let text = error.to_string();

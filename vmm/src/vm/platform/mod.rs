@@ -33,6 +33,8 @@ use crate::devices::serial::{Com1, SerialOutput, SerialStats};
 /// a guest that was descheduled for a while still counts every tick. Beyond
 /// this backlog (one second at 1 kHz) ticks are dropped and counted: a guest
 /// that keeps IRQ0 masked for long must not get an interrupt storm afterwards.
+/// A guest that unmasks the line forgets the backlog (see
+/// `Platform::forget_ticks_on_unmask`).
 pub const MAX_TICK_BACKLOG: u64 = 1000;
 
 /// ISA interrupt lines on the 8259 pair.
@@ -53,6 +55,8 @@ pub struct PlatformStats {
     pub timer_ticks_paused: u64,
     /// Owed timer ticks cancelled by a re-initialisation (ICW1) of their PIC.
     pub timer_ticks_cancelled: u64,
+    /// Owed timer ticks forgotten because the guest unmasked their line.
+    pub timer_ticks_unmasked: u64,
     /// Machine resets (guest-requested and host-requested).
     pub resets: u64,
 }
@@ -359,8 +363,10 @@ impl Platform {
         log::trace!("out {port:#06x} <- {data:02x?}");
         let change = match window.device {
             DeviceId::InterruptController => {
+                let masked_before = self.pic.masked_lines();
                 let change = PortDevice::write(&mut self.pic, window.delta, data);
                 self.cancel_ticks_on_icw1(port, data);
+                self.forget_ticks_on_unmask(masked_before);
                 change
             }
             DeviceId::Device(index) => self.devices[index].device.write(window.delta, data),
@@ -432,6 +438,30 @@ impl Platform {
         }
         for queue in &mut self.ticks[lines] {
             self.stats.timer_ticks_cancelled += std::mem::take(&mut queue.owed);
+        }
+    }
+
+    /// Drops the ticks owed on every line the guest just unmasked (masked in
+    /// `masked_before`, unmasked now), as KVM's in-kernel PIT does
+    /// (`pit_mask_notifer` resets its reinjection state when IRQ0 is
+    /// unmasked).
+    ///
+    /// A guest that unmasks its timer line is (re)starting to take ticks,
+    /// not asking for the ones it missed. Linux masks IRQ0 on every tick
+    /// (`handle_level_irq`: mask and specific EOI, the handler, unmask), so
+    /// this is also what keeps a backlog from replaying at Linux: under
+    /// `kvm_pvm` one tick costs it milliseconds of emulated instructions, and
+    /// catching up on the ticks owed from its boot (interrupts off for
+    /// seconds, up to [`MAX_TICK_BACKLOG`]) kept it doing nothing but IRQ0
+    /// for minutes.
+    fn forget_ticks_on_unmask(&mut self, masked_before: u16) {
+        let unmasked = masked_before & !self.pic.masked_lines();
+        for line in 0..ISA_LINES {
+            if unmasked & (1 << line) != 0 {
+                let queue = &mut self.ticks[line];
+                self.stats.timer_ticks_unmasked += queue.owed;
+                queue.owed = 0;
+            }
         }
     }
 

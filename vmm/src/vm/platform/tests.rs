@@ -268,6 +268,46 @@ fn ticks_are_reinjected_one_at_a_time() {
     assert_eq!(platform.stats().timer_ticks_paused, 2);
 }
 
+/// Linux's tick: mask IRQ0 and send a specific EOI (`mask_and_ack_8259A`),
+/// run the handler, unmask. Unmasking forgets the ticks owed, as KVM's
+/// in-kernel PIT does, so a backlog is not replayed at a guest whose every
+/// tick costs about its period; the tick in flight stays, and later ticks
+/// come at the timer's rate.
+#[test]
+fn unmasking_the_timer_forgets_the_owed_ticks() {
+    let (mut platform, clock) = ticking();
+    clock.set(Duration::from_micros(10_500)); // ten edges: one in flight, nine owed
+    let _ = platform.advance_time(false);
+    assert_eq!(platform.timer_ticks_owed(), 9);
+    assert_eq!(ack(&mut platform), (32, irq::TIMER));
+    // The acknowledge let the next owed tick out: its IRR bit is set.
+    assert_eq!(platform.timer_ticks_owed(), 8);
+    let _ = platform.pio_write(0x21, &[0x01]); // mask IRQ0
+    let _ = platform.pio_write(0x20, &[0x60]); // specific EOI, IRQ0
+    assert_eq!(platform.timer_ticks_owed(), 8, "masking keeps the backlog");
+    let _ = platform.pio_write(0x21, &[0x00]); // unmask
+    assert_eq!(platform.timer_ticks_owed(), 0);
+    assert_eq!(platform.stats().timer_ticks_unmasked, 8);
+    // The edge already latched in the IRR is still delivered, then nothing
+    // until the next period.
+    assert_eq!(ack(&mut platform), (32, irq::TIMER));
+    eoi(&mut platform);
+    assert!(!platform.interrupt_pending());
+    clock.set(Duration::from_micros(11_500));
+    let _ = platform.advance_time(false);
+    assert_eq!(ack(&mut platform), (32, irq::TIMER));
+    assert_eq!(platform.stats().timer_ticks_delivered, 3);
+    // Unmasking another line, or writing an unchanged mask, keeps ticks.
+    eoi(&mut platform);
+    clock.set(Duration::from_micros(14_500));
+    let _ = platform.advance_time(false);
+    assert_eq!(platform.timer_ticks_owed(), 2);
+    let _ = platform.pio_write(0x21, &[0x02]);
+    let _ = platform.pio_write(0x21, &[0x00]);
+    let _ = platform.pio_write(0x21, &[0x00]);
+    assert_eq!(platform.timer_ticks_owed(), 2);
+}
+
 /// Re-initialising the PIC drops a tick in flight (its IRR bit goes), so
 /// later ticks are not held back waiting for an acknowledge that never
 /// comes.
