@@ -92,7 +92,7 @@ fuzz_target!(|elf: &[u8]| {
         });
         MEMORY.with(|memory| {
             let memory = &memory.borrow()[index];
-            match load(memory, &layout, elf, "console=fuzz") {
+            match load(memory, &layout, elf, "console=fuzz", None) {
                 Ok(entry) => {
                     assert_eq!(placed, Some(true), "loaded a kernel the checks refuse");
                     assert_eq!(u64::from(entry.start_info), START_INFO_ADDR);
