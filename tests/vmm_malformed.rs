@@ -292,8 +292,9 @@ fn error_class(reply: &Value) -> &str {
         .unwrap_or_else(|| panic!("not an error reply: {reply}"))
 }
 
-/// Wrong types, deep nesting and a message over the 1 MiB limit each get an
-/// error reply; the session and the guest carry on.
+/// Wrong types, deep nesting, a message over the 1 MiB limit and invalid
+/// JSON each get an error reply; half a message from a client that then
+/// disconnects is dropped; the session and the guest carry on.
 #[test]
 fn qmp_garbage_gets_error_replies() {
     let (mut vm, socket) = qmp_vmm();
@@ -342,6 +343,34 @@ fn qmp_garbage_gets_error_replies() {
             .as_str()
             .is_some_and(|d| d.contains("exceeds")),
         "{reply}"
+    );
+    // Invalid JSON: a parse error each, and the session goes on.
+    let invalid: [&[u8]; 4] = [
+        b"{\"execute\": }\n",
+        b"{\"execute\" \"quit\"}\n",
+        b"{'execute': 'quit'}\n",
+        b"\"unterminated \\u12\"\n",
+    ];
+    for request in invalid {
+        let reply = client.send(request);
+        assert_eq!(
+            error_class(&reply),
+            "GenericError",
+            "{}: {reply}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    // Half a message, then the client goes away: nothing of it is run, and
+    // the next client gets a fresh session.
+    drop(client);
+    let mut half = Client::connect(&socket);
+    half.send(b"{\"execute\":\"qmp_capabilities\"}\n");
+    half.writer.write_all(b"{\"execute\": \"qu").unwrap();
+    drop(half);
+    let mut client = Client::connect(&socket);
+    assert_eq!(
+        client.send(b"{\"execute\":\"qmp_capabilities\"}\n")["return"],
+        json!({})
     );
     // The session still works, and so does the guest.
     let reply = client.send(b"{\"execute\": \"query-status\", \"id\": 7}\n");
