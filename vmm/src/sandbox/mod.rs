@@ -10,7 +10,7 @@
 //! why every thread is started before its creator confines itself.
 //!
 //! A forbidden call raises `SIGSYS` (`SECCOMP_RET_TRAP`) on the offending
-//! thread; the handler ([`on_sigsys`]) restores the terminal, writes one
+//! thread; the handler (`on_sigsys`) restores the terminal, writes one
 //! line naming the thread and the system call, and ends the process with
 //! [`shared::status::SECCOMP_VIOLATION`]. TRAP rather than
 //! `SECCOMP_RET_KILL_PROCESS`: a killed process says nothing and leaves an

@@ -358,7 +358,7 @@ pub fn role_calls(role: Role) -> Vec<Allowed> {
     }
 }
 
-/// Everything `role` may call: [`EVERY_THREAD`] and its own list.
+/// Everything `role` may call: `EVERY_THREAD` and its own list.
 pub fn allowed(role: Role) -> Vec<Allowed> {
     let mut calls = EVERY_THREAD.to_vec();
     calls.extend(role_calls(role));

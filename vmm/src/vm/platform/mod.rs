@@ -161,7 +161,7 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// The PC's devices ([`pc_port_map`]) in their power-on state. Devices
+    /// The PC's devices (`pc_port_map`) in their power-on state. Devices
     /// that keep time count on `clock`, which the caller keeps a clone of to
     /// turn deadlines into host timers. COM1 transmits to `serial`.
     pub fn pc(clock: &MonotonicClock, serial: SerialOutput) -> Result<Self, PortMapError> {
