@@ -87,8 +87,12 @@ struct State {
     failed: bool,
 }
 
-/// At most this much is taken from the queue for one `write`.
+/// At most this much is taken from the queue at a time.
 const CHUNK: usize = 64 * 1024;
+
+/// At most this much goes to one `write` (a pipe's atomic size, `PIPE_BUF`),
+/// so progress shows at that grain.
+const WRITE_SLICE: usize = 4096;
 
 /// The process's stdout sink, started on first use ([`StdoutSink::stdout`]).
 static STDOUT_SINK: OnceLock<Option<StdoutSink>> = OnceLock::new();
@@ -256,12 +260,28 @@ impl StdoutSink {
             state.in_flight = n;
             drop(state);
 
-            let result = out.write_all(&chunk).and_then(|()| out.flush());
+            // Written a slice at a time, each counted as progress: one
+            // blocking `write` of the whole chunk into a pipe a slow reader
+            // drains would show no progress for seconds, and the exit's
+            // `flush` would take a live reader for a stuck one.
+            let mut result = Ok(());
+            for slice in chunk.chunks(WRITE_SLICE) {
+                result = out.write_all(slice);
+                if result.is_err() {
+                    break;
+                }
+                let mut state = self.lock();
+                state.written += slice.len() as u64;
+                state.in_flight -= slice.len();
+                drop(state);
+                self.inner.progress.notify_all();
+            }
+            let result = result.and_then(|()| out.flush());
 
             state = self.lock();
             state.in_flight = 0;
             match result {
-                Ok(()) => state.written += n as u64,
+                Ok(()) => {}
                 Err(error) => {
                     // A closed stdout must not stop the guest: the tap
                     // still has its output.
