@@ -247,30 +247,17 @@ impl PreparedInput {
             let worker = worker.clone();
             let machine = machine.clone();
             let recording = recording.clone();
-            if self.console == ConsoleInput::Serial {
-                spawn("input-terminal", move || {
-                    confine_or_exit(Role::Terminal);
-                    let result = terminal::read_raw(fd, |event| match event {
+            let serial = self.console == ConsoleInput::Serial;
+            spawn("input-terminal", move || {
+                confine_or_exit(Role::Terminal);
+                let result = if serial {
+                    terminal::read_raw(fd, |event| match event {
                         terminal::RawEvent::Bytes(bytes) => machine.serial_input(&bytes),
-                        terminal::RawEvent::Help => {
-                            eprint!("{}", terminal::ESCAPE_HELP);
-                            true
-                        }
-                        terminal::RawEvent::Quit => {
-                            terminal::restore();
-                            eprintln!("\nvmm: terminated by Ctrl+A X");
-                            machine.shutdown_by(0, HostStop::Terminal);
-                            false
-                        }
-                    });
-                    if let Err(e) = result {
-                        log::warn!("terminal input stopped: {e}");
-                    }
-                })?;
-            } else {
-                spawn("input-terminal", move || {
-                    confine_or_exit(Role::Terminal);
-                    let result = terminal::read_events(fd, |event| match event {
+                        terminal::RawEvent::Help => show_escape_help(),
+                        terminal::RawEvent::Quit => quit_from_terminal(&*machine),
+                    })
+                } else {
+                    terminal::read_events(fd, |event| match event {
                         terminal::TermEvent::Keys(keys) => {
                             if let Some(recording) = &recording {
                                 lock(recording).combo(&keys);
@@ -278,22 +265,14 @@ impl PreparedInput {
                             worker.combo(keys, Duration::ZERO);
                             true
                         }
-                        terminal::TermEvent::Help => {
-                            eprint!("{}", terminal::ESCAPE_HELP);
-                            true
-                        }
-                        terminal::TermEvent::Quit => {
-                            terminal::restore();
-                            eprintln!("\nvmm: terminated by Ctrl+A X");
-                            machine.shutdown_by(0, HostStop::Terminal);
-                            false
-                        }
-                    });
-                    if let Err(e) = result {
-                        log::warn!("terminal input stopped: {e}");
-                    }
-                })?;
-            }
+                        terminal::TermEvent::Help => show_escape_help(),
+                        terminal::TermEvent::Quit => quit_from_terminal(&*machine),
+                    })
+                };
+                if let Err(e) = result {
+                    log::warn!("terminal input stopped: {e}");
+                }
+            })?;
         }
         if self.piped && self.console == ConsoleInput::Serial {
             let machine = machine.clone();
@@ -431,6 +410,21 @@ fn send_stdin_to_serial(machine: &dyn MachineControl) {
         }
     }
     log::debug!("stdin: end of input; the guest runs on");
+}
+
+/// `Ctrl+A H`: the escape keys on stderr; the terminal is read on.
+fn show_escape_help() -> bool {
+    eprint!("{}", terminal::ESCAPE_HELP);
+    true
+}
+
+/// `Ctrl+A X`: the terminal restored and the machine stopped (status 0);
+/// reading ends.
+fn quit_from_terminal(machine: &dyn MachineControl) -> bool {
+    terminal::restore();
+    eprintln!("\nvmm: terminated by Ctrl+A X");
+    machine.shutdown_by(0, HostStop::Terminal);
+    false
 }
 
 /// Starts a named thread of the input sources.
