@@ -161,7 +161,7 @@ const DEVICE_LINES: &[Expected] = &[
         required: true,
     },
     Expected {
-        text: "Set 2 keyboard as /devices/platform/i8042/serio0/input/input",
+        text: "input: AT Translated Set 2 keyboard as /devices/platform/i8042/serio0/input/input",
         required: true,
     },
     Expected {
@@ -400,7 +400,7 @@ fn watch_milestones(output: &Output, start: Instant, timeout: Duration) -> Miles
     type Slot = fn(&mut Milestones) -> &mut Option<Duration>;
     let steps: [(&[u8], Slot); 3] = [
         (b"Linux version", |m| &mut m.first_line),
-        (b"Set 2 keyboard as", |m| &mut m.keyboard),
+        (b"AT Translated Set 2 keyboard as", |m| &mut m.keyboard),
         (b"Run /init as init process", |m| &mut m.init),
     ];
     for (needle, slot) in steps {

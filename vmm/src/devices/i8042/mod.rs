@@ -37,8 +37,9 @@
 //! 1. a driver has enabled scanning explicitly (keyboard command 0xF4) at least
 //!    once since power-on: a sticky flag. Until a driver activated the
 //!    keyboard nobody listens; drivers end their initialisation with 0xF4
-//!    (Linux's atkbd, our guest, SeaBIOS, hence [`I8042::with_firmware_setup`]
-//!    starts activated). A guest that never sends 0xF4 gets no keys;
+//!    (Linux's atkbd, our guest). The firmware's 0xF4 does not count
+//!    ([`I8042::with_firmware_setup`]): keys wait for the guest's own driver.
+//!    A guest that never sends 0xF4 gets no keys;
 //! 2. scanning is enabled now (not after 0xF5; reset 0xFF and 0xF6 re-enable
 //!    it, as on a real keyboard and in QEMU);
 //! 3. the controller's keyboard interface is enabled (command byte bit 4
@@ -175,6 +176,9 @@ pub struct I8042 {
     /// Same for aux bytes.
     irq12_edge: bool,
     kbd: Keyboard,
+    /// Built by [`Self::with_firmware_setup`]: a reset returns to the
+    /// firmware's state (QEMU runs the firmware again after a reset).
+    firmware_setup: bool,
 }
 
 impl Default for I8042 {
@@ -203,18 +207,28 @@ impl I8042 {
             irq1_edge: false,
             irq12_edge: false,
             kbd: Keyboard::new(),
+            firmware_setup: false,
         }
     }
 
     /// The state a PC BIOS (SeaBIOS, as QEMU runs it before a PVH kernel)
-    /// leaves: self-test passed (SYS set), command byte 0x61 (IRQ1 on,
-    /// translation on, aux disabled), keyboard reset and scanning in set 2,
-    /// activated by the firmware's 0xF4. Use it to match QEMU for guests that
-    /// do not initialise the i8042.
+    /// leaves, which is what this VMM's machine starts in and resets to, so
+    /// that a guest sees what it sees under QEMU `pc`: self-test passed (SYS
+    /// set), command byte 0x61 (IRQ1 on, translation on, aux disabled), the
+    /// keyboard reset and scanning in set 2. Linux's i8042 driver keeps the
+    /// firmware's translation, so its keyboard registers as "AT Translated Set
+    /// 2", as under QEMU.
+    ///
+    /// One deliberate difference: the firmware's own 0xF4 does not open the
+    /// gate for host keys (see "Keys typed before the guest listens"): keys
+    /// typed while the guest boots wait for its driver's 0xF4 instead of going
+    /// to the firmware's state and being flushed by the driver's
+    /// initialisation, as they would be under QEMU. A guest that never enables
+    /// scanning gets no keys.
     pub fn with_firmware_setup() -> Self {
         let mut s = Self::new();
+        s.firmware_setup = true;
         s.sys_flag = true;
-        s.kbd.activated = true;
         s.set_command_byte(command_byte::KBD_INT | command_byte::AUX_DISABLE | command_byte::XLATE);
         s
     }
@@ -295,9 +309,10 @@ impl I8042 {
         std::mem::take(&mut self.irq12_edge)
     }
 
-    /// Machine reset: the controller and the keyboard go back to their
-    /// power-on state ([`Self::new`]: command byte 0x03, scanning in set 2,
-    /// not activated, so keys wait for the next driver's 0xF4), but host key
+    /// Machine reset: the controller and the keyboard go back to the state
+    /// they were built in ([`Self::new`], or [`Self::with_firmware_setup`] as
+    /// the firmware leaves them after the reset), not activated, so keys wait
+    /// for the next driver's 0xF4; but host key
     /// events still queued are kept: nothing typed is lost. An event whose
     /// bytes were being delivered (some still in the keyboard or the output
     /// buffer) goes back to the front of the queue, to be sent whole to the
@@ -312,7 +327,7 @@ impl I8042 {
             }
         }
         let modifiers = self.kbd.modifiers;
-        *self = Self::new();
+        *self = if self.firmware_setup { Self::with_firmware_setup() } else { Self::new() };
         self.kbd.held = held;
         self.kbd.modifiers = modifiers;
     }

@@ -133,7 +133,7 @@ fn pc_port_map<C: Clock + Clone + 'static>(
     platform.map(              ports::ELCR_MASTER,        2,                            Pic)?;
     let pit = platform.attach( ports::PIT_CHANNEL0,       4,                            Pit::new(clock.clone()),   &[irq::TIMER])?;
     platform.map(              ports::PORT_B,             1,                            pit)?;
-    let i8042 = platform.attach(ports::I8042_DATA,        1,                            I8042::new(),              &[irq::KEYBOARD, irq::MOUSE])?;
+    let i8042 = platform.attach(ports::I8042_DATA,        1,                            I8042::with_firmware_setup(), &[irq::KEYBOARD, irq::MOUSE])?;
     platform.map(              ports::I8042_COMMAND,      1,                            i8042)?;
     platform.attach(           ports::COM1,               ports::COM_PORT_COUNT,        Com1::new(serial, clock.clone()), &[irq::COM1])?;
     platform.attach(           ports::DEBUG_EXIT,         ports::DEBUG_EXIT_SIZE,       DebugExit::new(),          &[])?;
@@ -161,7 +161,8 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// The PC's devices (`pc_port_map`) in their power-on state. Devices
+    /// The PC's devices (`pc_port_map`) in their power-on state (the i8042
+    /// as the firmware leaves it under QEMU: [`I8042::with_firmware_setup`]). Devices
     /// that keep time count on `clock`, which the caller keeps a clone of to
     /// turn deadlines into host timers. COM1 transmits to `serial`.
     pub fn pc(clock: &MonotonicClock, serial: SerialOutput) -> Result<Self, PortMapError> {

@@ -171,7 +171,9 @@ fn keys_held_at_boot_reach_the_pic_after_f4() {
     assert!(platform.interrupt_pending());
     assert_eq!(ack(&mut platform), (32 + irq::KEYBOARD, irq::KEYBOARD));
     let change = platform.pio_read(ports::I8042_DATA, &mut byte);
-    assert_eq!(byte[0], 0x1C);
+    // Set 2's 0x1C ('A'), translated to set 1 as the firmware's command
+    // byte asks.
+    assert_eq!(byte[0], 0x1E);
     assert!(change.input_consumed);
     assert!(!platform.keyboard_input_pending());
     eoi(&mut platform);
@@ -426,4 +428,26 @@ fn reset_restores_power_on_and_keeps_held_keys() {
     }
     assert_eq!(got, [0xFA, 0x1C, 0xF0, 0x1C]);
     assert!(!platform.keyboard_input_pending());
+}
+
+/// The PC's i8042 starts, and comes back from a reset, as SeaBIOS leaves it
+/// under QEMU `pc` (command byte 0x61: translation on, so Linux registers an
+/// "AT Translated Set 2 keyboard"), with host keys held for the guest's 0xF4.
+#[test]
+fn the_pc_keyboard_controller_starts_as_the_firmware_leaves_it() {
+    let mut platform = pc();
+    let command_byte = |platform: &mut Platform| {
+        let _ = platform.pio_write(ports::I8042_COMMAND, &[0x20]);
+        let mut byte = [0u8];
+        let _ = platform.pio_read(ports::I8042_DATA, &mut byte);
+        byte[0]
+    };
+    assert_eq!(command_byte(&mut platform), 0x61);
+    let _ = platform.pio_write(ports::I8042_COMMAND, &[0x60]);
+    let _ = platform.pio_write(ports::I8042_DATA, &[0x03]);
+    assert_eq!(command_byte(&mut platform), 0x03);
+    let _ = platform.key_event(0x1C, true);
+    platform.reset();
+    assert_eq!(command_byte(&mut platform), 0x61);
+    assert!(platform.keyboard_input_pending(), "the key waits for the guest's 0xF4");
 }
