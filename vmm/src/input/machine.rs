@@ -9,7 +9,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use super::keycodes::Key;
-use crate::vm::{HostStop, MachineEvent, VmHandle};
+use crate::vm::{HostStop, KvmStatistic, MachineEvent, StatsTarget, VmHandle};
 
 /// A running machine as the front ends see it.
 ///
@@ -77,6 +77,17 @@ pub trait MachineControl: Send + Sync {
     /// Whether the machine has stopped (guest exit, crash, timeout, quit).
     fn is_stopped(&self) -> bool;
 
+    /// KVM's statistics of the machine's VM or vCPU (QMP `query-stats`),
+    /// those named in `names` or all; `None` when the machine has none.
+    fn kvm_statistics(
+        &self,
+        target: StatsTarget,
+        names: Option<&[String]>,
+    ) -> Option<Vec<KvmStatistic>> {
+        let _ = (target, names);
+        None
+    }
+
     /// A new subscription to the machine's events (resets, pause, resume and
     /// last the stop, see [`MachineEvent`]); dropping the receiver ends it.
     fn subscribe(&self) -> Receiver<MachineEvent>;
@@ -143,5 +154,13 @@ impl MachineControl for VmHandle {
 
     fn subscribe(&self) -> Receiver<MachineEvent> {
         VmHandle::subscribe(self)
+    }
+
+    fn kvm_statistics(
+        &self,
+        target: StatsTarget,
+        names: Option<&[String]>,
+    ) -> Option<Vec<KvmStatistic>> {
+        VmHandle::kvm_statistics(self, target, names)
     }
 }

@@ -296,7 +296,8 @@ pub fn role_calls(role: Role) -> Vec<Allowed> {
         ],
         Role::Vcpu => vec![
             allow!(SYS_ioctl, Only::Ioctls(VCPU_IOCTLS)),
-            // KVM's binary statistics fd (opened before confinement).
+            // KVM's binary statistics fd (opened by `Vm::new`), read at the
+            // end for `--stats`.
             allow!(SYS_pread64),
             allow!(SYS_close),
             allow!(SYS_write),
@@ -352,6 +353,8 @@ pub fn role_calls(role: Role) -> Vec<Allowed> {
             allow!(SYS_setsockopt),
             allow!(SYS_shutdown),
             allow!(SYS_poll),
+            // `query-stats`: KVM's binary statistics fds (opened by `Vm::new`).
+            allow!(SYS_pread64),
         ],
         Role::QmpEvents => vec![allow!(SYS_write), allow!(SYS_sendto)],
         Role::ResetLog => vec![],

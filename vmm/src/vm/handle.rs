@@ -119,6 +119,26 @@ impl VmHandle {
         self.shared.lock().platform.timer_ticks_owed()
     }
 
+    /// KVM's own statistics of the VM or of its vCPU as they are now (all
+    /// of them, or those named in `names`), in the kernel's order; `None`
+    /// when the host kernel has no binary statistics (before Linux 5.14) or
+    /// reading them failed. Reads without the machine lock, so it never
+    /// waits for the vCPU.
+    pub fn kvm_statistics(
+        &self,
+        target: super::StatsTarget,
+        names: Option<&[String]>,
+    ) -> Option<Vec<super::KvmStatistic>> {
+        let files = &self.shared.kvm_stats;
+        let file = match target {
+            super::StatsTarget::Vm => files.vm.as_ref(),
+            super::StatsTarget::Vcpu => files.vcpu.as_ref(),
+        }?;
+        file.statistics(names)
+            .map_err(|error| log::debug!("cannot read KVM's statistics: {error}"))
+            .ok()
+    }
+
     /// Whether the VM is paused.
     pub fn is_paused(&self) -> bool {
         self.shared.lock().run.paused

@@ -37,6 +37,7 @@ pub use cpu_model::CpuModel;
 pub use events::MachineEvent;
 pub use handle::VmHandle;
 pub use kick::kick_signal;
+pub use kvm_stats::{KvmStatValue, KvmStatistic, StatsTarget};
 pub use memory::SizeError;
 pub use platform::{PlatformStats, MAX_TICK_BACKLOG};
 pub use state::{ExitReason, HostStop, ResetCause, VmExit};
@@ -333,7 +334,15 @@ impl Vm {
             config.serial_sink.clone(),
         );
         let platform = platform::Platform::pc(&clock, Box::new(console)).map_err(Error::PortMap)?;
-        let shared = state::Shared::new(platform, tap).map_err(|e| Error::Host("eventfd", e))?;
+        // KVM's statistics files are opened here, before any thread is
+        // confined; absent on kernels older than 5.14 (then `query-stats`
+        // answers an empty list and `--stats` has no KVM counters).
+        let kvm_stats = state::KvmStatsFiles {
+            vm: open_kvm_stats(&vm),
+            vcpu: open_kvm_stats(&vcpu),
+        };
+        let shared =
+            state::Shared::new(platform, tap, kvm_stats).map_err(|e| Error::Host("eventfd", e))?;
         Ok(Self {
             vcpu,
             _vm: vm,
@@ -437,4 +446,11 @@ impl Vm {
             serial,
         })
     }
+}
+
+/// KVM's binary statistics of a VM or vCPU fd, if the host kernel has them.
+fn open_kvm_stats<F: std::os::fd::AsRawFd>(owner: &F) -> Option<kvm_stats::KvmStats> {
+    kvm_stats::KvmStats::open(owner)
+        .map_err(|error| log::debug!("no KVM binary statistics: {error}"))
+        .ok()
 }

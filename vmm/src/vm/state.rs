@@ -164,10 +164,25 @@ pub(crate) struct Shared {
     pub tap: SerialTap,
     /// Subscribers to machine events (resets, pause, resume, the stop).
     pub machine_events: super::events::EventHub,
+    /// KVM's statistics files, read without the machine lock (`pread`).
+    pub kvm_stats: KvmStatsFiles,
+}
+
+/// KVM's binary statistics of the VM and of its vCPU, where the host has
+/// them.
+pub(crate) struct KvmStatsFiles {
+    /// The VM's.
+    pub vm: Option<super::kvm_stats::KvmStats>,
+    /// The vCPU's.
+    pub vcpu: Option<super::kvm_stats::KvmStats>,
 }
 
 impl Shared {
-    pub fn new(platform: Platform, tap: SerialTap) -> std::io::Result<Self> {
+    pub fn new(
+        platform: Platform,
+        tap: SerialTap,
+        kvm_stats: KvmStatsFiles,
+    ) -> std::io::Result<Self> {
         Ok(Self {
             state: Mutex::new(State {
                 platform,
@@ -178,6 +193,7 @@ impl Shared {
             timer_wake: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
             tap,
             machine_events: Default::default(),
+            kvm_stats,
         })
     }
 

@@ -29,7 +29,6 @@ use vmm_sys_util::ioctl_iow_nr;
 
 use super::events::MachineEvent;
 use super::kick::ImmediateExitGuard;
-use super::kvm_stats::KvmStats;
 use super::state::{ExitReason, ResetCause, Shared, State, VcpuPhase, VmExit};
 use super::BootSetup;
 use crate::device::{Change, MachineRequest};
@@ -132,11 +131,9 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
     // included: once the thread is joined its id is dangling, and a kick
     // (`pthread_kill`) to it would be undefined behaviour.
     let _withdraw = WithdrawKickTarget(shared);
-    let kvm_stats = KvmStats::open(&vcpu)
-        .map_err(|error| log::debug!("no KVM binary statistics: {error}"))
-        .ok();
-    // Set-up done (the vCPU fd, its kvm_run mapping and statistics fd are
-    // open): from here on only the vCPU's own calls.
+    // Set-up done (the vCPU fd and its kvm_run mapping are open, the
+    // statistics fd too, by `Vm::new`): from here on only the vCPU's own
+    // calls.
     crate::sandbox::confine_or_exit(crate::sandbox::Role::Vcpu);
     if crate::sandbox::self_test_requested() {
         crate::sandbox::forbidden_call();
@@ -149,7 +146,7 @@ pub(crate) fn run(shared: &Shared, mut vcpu: VcpuFd, boot: &BootSetup) -> VcpuSt
         stats: &mut stats,
     };
     let crash = vcpu_loop.run();
-    if let Some(kvm_stats) = kvm_stats {
+    if let Some(kvm_stats) = &shared.kvm_stats.vcpu {
         match kvm_stats.counters() {
             Ok(counters) => stats.kvm = counters,
             Err(error) => log::debug!("cannot read KVM's statistics: {error}"),

@@ -327,7 +327,11 @@ impl I8042 {
             }
         }
         let modifiers = self.kbd.modifiers;
-        *self = if self.firmware_setup { Self::with_firmware_setup() } else { Self::new() };
+        *self = if self.firmware_setup {
+            Self::with_firmware_setup()
+        } else {
+            Self::new()
+        };
         self.kbd.held = held;
         self.kbd.modifiers = modifiers;
     }

@@ -1,12 +1,13 @@
 //! The thin layer between QMP requests (the envelope and the commands'
 //! `arguments`) and their `Deserialize` types: a serde `Deserializer` over a JSON value that reports errors as
-//! QEMU 7.2 words them, with the parameter's path (`keys[0].data`):
+//! QEMU 7.2 words them, with the parameter's path (`keys[0].data`; only the
+//! member's own name for a value an enum does not accept, as QEMU):
 //!
 //! - `Parameter 'P' is missing`
 //! - `Invalid parameter type for 'P', expected: T` (`array`, `object`,
 //!   `string`, `integer`, `boolean`, `number`, `null`)
 //! - `Parameter 'P' is unexpected`
-//! - `Parameter 'P' does not accept value 'V'`
+//! - `Parameter 'NAME' does not accept value 'V'`
 //!
 //! It checks members in the order this server always did: unknown members
 //! first (for types with `deny_unknown_fields`), then the declared fields in
@@ -118,7 +119,14 @@ impl fmt::Display for ArgError {
             ),
             Problem::Unexpected => write!(f, "Parameter '{path}' is unexpected"),
             Problem::BadValue(value) => {
-                write!(f, "Parameter '{path}' does not accept value '{value}'")
+                // QEMU names only the member here (`input_type_enum` has
+                // no path): "Parameter 'data' ...", "null" for a list
+                // element.
+                let name = match self.path.first() {
+                    Some(Segment::Member(name)) => name.as_str(),
+                    _ => "null",
+                };
+                write!(f, "Parameter '{name}' does not accept value '{value}'")
             }
             Problem::Message(message) => f.write_str(message),
         }

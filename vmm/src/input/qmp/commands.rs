@@ -11,6 +11,7 @@ use super::args::{decode_arguments, ArgError};
 use super::messages::{ErrorClass, QmpError};
 use super::{DEFAULT_HOLD_TIME, MAX_HOLD_TIME};
 use crate::input::keycodes::{Key, KeyNameError};
+use crate::vm::StatsTarget;
 
 /// The commands' names, in `query-commands` order.
 pub(super) const COMMANDS: &[&str] = &[
@@ -25,6 +26,7 @@ pub(super) const COMMANDS: &[&str] = &[
     "system_reset",
     "quit",
     "human-monitor-command",
+    "query-stats",
 ];
 
 /// A decoded command with checked arguments.
@@ -62,6 +64,16 @@ pub enum Command {
     HumanMonitor {
         /// `command-line`.
         command_line: String,
+    },
+    /// `query-stats`: KVM's statistics of the VM or the vCPU.
+    QueryStats {
+        /// `target`.
+        target: StatsTarget,
+        /// `providers`: one entry per `kvm` request, with its `names` (all
+        /// statistics when absent); absent means one request for all.
+        requests: Option<Vec<Option<Vec<String>>>>,
+        /// `vcpus` (target `vcpu` only): the QOM paths asked for.
+        vcpus: Option<Vec<String>>,
     },
 }
 
@@ -128,6 +140,25 @@ impl Command {
                     command_line: arguments.command_line,
                 }
             }
+            "query-stats" => {
+                let arguments: QueryStats = decode_arguments(args)?;
+                let target = match arguments.target {
+                    TargetName::Vm => StatsTarget::Vm,
+                    TargetName::Vcpu => StatsTarget::Vcpu,
+                };
+                // `StatsFilter` is a union on `target`: only `vcpu` has
+                // `vcpus`.
+                if target == StatsTarget::Vm && arguments.vcpus.is_some() {
+                    return Err(QmpError::generic("Parameter 'vcpus' is unexpected"));
+                }
+                Command::QueryStats {
+                    target,
+                    requests: arguments
+                        .providers
+                        .map(|list| list.into_iter().map(|request| request.names).collect()),
+                    vcpus: arguments.vcpus,
+                }
+            }
             _ => {
                 return Err(QmpError::not_found(format!(
                     "The command {name} has not been found"
@@ -170,6 +201,40 @@ struct HumanMonitor {
     command_line: String,
     #[serde(rename = "cpu-index")]
     cpu_index: Option<i64>,
+}
+
+/// `query-stats` (QEMU 7.2's `StatsFilter`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryStats {
+    target: TargetName,
+    providers: Option<Vec<StatsRequest>>,
+    vcpus: Option<Vec<String>>,
+}
+
+/// `StatsTarget`.
+#[derive(Deserialize)]
+enum TargetName {
+    #[serde(rename = "vm")]
+    Vm,
+    #[serde(rename = "vcpu")]
+    Vcpu,
+}
+
+/// `StatsRequest`: a provider and the statistics wanted from it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsRequest {
+    #[serde(rename = "provider")]
+    _provider: StatsProvider,
+    names: Option<Vec<String>>,
+}
+
+/// `StatsProvider`: KVM is the only one (as in QEMU 7.2).
+#[derive(Deserialize)]
+enum StatsProvider {
+    #[serde(rename = "kvm")]
+    Kvm,
 }
 
 /// `send-key`.

@@ -10,7 +10,7 @@
 //! the wire; [`QmpServer`] does the socket I/O.
 //!
 //! Supported commands: `qmp_capabilities`, `send-key`, `input-send-event`
-//! (key events), `query-status`, `stop`, `cont`, `system_reset` (when the
+//! (key events), `query-status`, `query-stats`, `stop`, `cont`, `system_reset` (when the
 //! machine can reset), `quit`, `query-commands`, `query-version`,
 //! `human-monitor-command` (the HMP commands in [`hmp`]). Events: `STOP`,
 //! `RESUME`, `RESET`, `SHUTDOWN`.

@@ -15,6 +15,7 @@ use super::messages::{event, reset_event, shutdown_event, version, QmpError};
 use super::MAX_PENDING_INPUT;
 use crate::input::keycodes::Key;
 use crate::input::machine::MachineControl;
+use crate::vm::{KvmStatValue, StatsTarget};
 
 /// Something the server does after writing the session's messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -289,6 +290,11 @@ impl QmpSession {
                 };
                 Value::String(hmp::output(&printed))
             }
+            Command::QueryStats {
+                target,
+                requests,
+                vcpus,
+            } => query_stats(machine, target, requests, vcpus),
         };
         Ok((events, value))
     }
@@ -322,4 +328,50 @@ fn cont(machine: &dyn MachineControl, events: &mut Vec<Value>) {
 fn system_reset(machine: &dyn MachineControl, events: &mut Vec<Value>) {
     machine.reset();
     events.push(reset_event(false, "host-qmp-system-reset"));
+}
+
+/// The QOM path QEMU gives the first (here the only) vCPU of a `pc` or
+/// `microvm` machine; `query-stats` names it.
+const VCPU_QOM_PATH: &str = "/machine/unattached/device[0]";
+
+/// `query-stats`'s answer, as QEMU 7.2 builds it: one result per request
+/// (all statistics when there is none), each with the statistics found (a
+/// result with none is left out); QEMU prepends as it goes, so the results
+/// and the statistics in each come in reverse order.
+fn query_stats(
+    machine: &dyn MachineControl,
+    target: StatsTarget,
+    requests: Option<Vec<Option<Vec<String>>>>,
+    vcpus: Option<Vec<String>>,
+) -> Value {
+    if vcpus.is_some_and(|paths| !paths.iter().any(|path| path == VCPU_QOM_PATH)) {
+        return json!([]);
+    }
+    let mut results = Vec::new();
+    for names in requests.unwrap_or_else(|| vec![None]).iter().rev() {
+        let Some(statistics) = machine.kvm_statistics(target, names.as_deref()) else {
+            continue;
+        };
+        if statistics.is_empty() {
+            continue;
+        }
+        let stats: Vec<Value> = statistics
+            .iter()
+            .rev()
+            .map(|statistic| {
+                let value = match &statistic.value {
+                    KvmStatValue::Number(n) => json!(n),
+                    KvmStatValue::Boolean(b) => json!(b),
+                    KvmStatValue::List(values) => json!(values),
+                };
+                json!({ "name": statistic.name, "value": value })
+            })
+            .collect();
+        let mut result = json!({ "provider": "kvm", "stats": stats });
+        if target == StatsTarget::Vcpu {
+            result["qom-path"] = json!(VCPU_QOM_PATH);
+        }
+        results.push(result);
+    }
+    Value::Array(results)
 }

@@ -2,7 +2,7 @@
 use super::*;
 use crate::input::keycodes::Key;
 use crate::input::machine::MachineControl;
-use crate::vm::MachineEvent;
+use crate::vm::{KvmStatValue, KvmStatistic, MachineEvent, StatsTarget};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -55,6 +55,31 @@ impl MachineControl for Mock {
     fn subscribe(&self) -> Receiver<MachineEvent> {
         // This mock never publishes: the sender goes at once.
         std::sync::mpsc::channel().1
+    }
+    /// Three vCPU statistics and one of the VM, as a host kernel has them.
+    fn kvm_statistics(
+        &self,
+        target: StatsTarget,
+        names: Option<&[String]>,
+    ) -> Option<Vec<KvmStatistic>> {
+        let all = match target {
+            StatsTarget::Vcpu => vec![
+                ("exits", KvmStatValue::Number(652)),
+                ("guest_mode", KvmStatValue::Boolean(false)),
+                ("halt_wait_hist", KvmStatValue::List(vec![1, 2])),
+            ],
+            StatsTarget::Vm => vec![("pages_4k", KvmStatValue::Number(7))],
+        };
+        let wanted = |name: &str| names.is_none_or(|names| names.iter().any(|n| n == name));
+        Some(
+            all.into_iter()
+                .filter(|(name, _)| wanted(name))
+                .map(|(name, value)| KvmStatistic {
+                    name: name.into(),
+                    value,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -184,7 +209,7 @@ fn unknown_command_and_bad_requests() {
         ),
         (
             r#"{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"nokey"}]}}"#,
-            "Parameter 'keys[0].data' does not accept value 'nokey'",
+            "Parameter 'data' does not accept value 'nokey'",
         ),
         (
             r#"{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"a"},{"type":"qcode","data":"a"}]}}"#,
@@ -651,4 +676,83 @@ fn a_number_split_across_reads_is_one_value() {
         .as_str()
         .unwrap()
         .contains("trailing characters"));
+}
+
+/// `query-stats` answers as QEMU 7.2 does (checked against it with KVM on
+/// this host): results and statistics in reverse order, the vCPU's QOM
+/// path, nothing for unknown names or vCPUs, QEMU's errors.
+#[test]
+fn query_stats_has_qemus_shape() {
+    let mock = Mock::default();
+    let mut session = ready(&mock);
+    let ask = |session: &mut QmpSession, arguments: Value| {
+        let line = json!({"execute": "query-stats", "arguments": arguments}).to_string() + "\n";
+        run(session, &mock, &line).remove(0)
+    };
+    let vcpu = "/machine/unattached/device[0]";
+    assert_eq!(
+        ask(&mut session, json!({"target": "vcpu"})),
+        json!({"return": [{"provider": "kvm", "qom-path": vcpu, "stats": [
+            {"name": "halt_wait_hist", "value": [1, 2]},
+            {"name": "guest_mode", "value": false},
+            {"name": "exits", "value": 652},
+        ]}]})
+    );
+    assert_eq!(
+        ask(&mut session, json!({"target": "vm"})),
+        json!({"return": [{"provider": "kvm", "stats": [{"name": "pages_4k", "value": 7}]}]})
+    );
+    let two = json!({"target": "vcpu", "providers": [
+        {"provider": "kvm", "names": ["exits", "exits"]},
+        {"provider": "kvm", "names": ["guest_mode"]},
+    ]});
+    assert_eq!(
+        ask(&mut session, two),
+        json!({"return": [
+            {"provider": "kvm", "qom-path": vcpu, "stats": [{"name": "guest_mode", "value": false}]},
+            {"provider": "kvm", "qom-path": vcpu, "stats": [{"name": "exits", "value": 652}]},
+        ]})
+    );
+    for nothing in [
+        json!({"target": "vcpu", "providers": [{"provider": "kvm", "names": ["nope"]}]}),
+        json!({"target": "vcpu", "providers": [{"provider": "kvm", "names": []}]}),
+        json!({"target": "vcpu", "providers": []}),
+        json!({"target": "vcpu", "vcpus": []}),
+        json!({"target": "vcpu", "vcpus": ["/machine/unattached/device[1]"]}),
+    ] {
+        assert_eq!(
+            ask(&mut session, nothing.clone()),
+            json!({"return": []}),
+            "{nothing}"
+        );
+    }
+    assert_eq!(
+        ask(
+            &mut session,
+            json!({"target": "vcpu", "vcpus": [vcpu], "providers": [{"provider": "kvm", "names": ["exits"]}]})
+        ),
+        json!({"return": [{"provider": "kvm", "qom-path": vcpu, "stats": [{"name": "exits", "value": 652}]}]})
+    );
+    let error = |desc: &str| json!({"error": {"class": "GenericError", "desc": desc}});
+    for (arguments, desc) in [
+        (json!({}), "Parameter 'target' is missing"),
+        (
+            json!({"target": "bogus"}),
+            "Parameter 'target' does not accept value 'bogus'",
+        ),
+        (
+            json!({"target": "vcpu", "providers": [{"provider": "bogus"}]}),
+            "Parameter 'provider' does not accept value 'bogus'",
+        ),
+        (
+            json!({"target": "vm", "vcpus": ["/nope"]}),
+            "Parameter 'vcpus' is unexpected",
+        ),
+        (
+            json!({"target": "vcpu", "extra": 1}),
+            "Parameter 'extra' is unexpected",
+        ),
+    ] {
+        assert_eq!(ask(&mut session, arguments), error(desc));
+    }
 }

@@ -449,5 +449,8 @@ fn the_pc_keyboard_controller_starts_as_the_firmware_leaves_it() {
     let _ = platform.key_event(0x1C, true);
     platform.reset();
     assert_eq!(command_byte(&mut platform), 0x61);
-    assert!(platform.keyboard_input_pending(), "the key waits for the guest's 0xF4");
+    assert!(
+        platform.keyboard_input_pending(),
+        "the key waits for the guest's 0xF4"
+    );
 }
