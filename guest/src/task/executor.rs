@@ -188,6 +188,10 @@ impl Executor {
         }
     }
 
+    /// Moves spawned tasks into the table. Called only when
+    /// `SPAWN_PENDING` was seen set, and kept out of line: the run loop's
+    /// common path is then one load, not a call with a large prologue.
+    #[inline(never)]
     fn adopt_spawned(&mut self) {
         if !SPAWN_PENDING.swap(false, Ordering::Acquire) {
             return;
@@ -230,7 +234,9 @@ impl Executor {
                 drop(task);
             }
         }
-        self.adopt_spawned();
+        if SPAWN_PENDING.load(Ordering::Acquire) {
+            self.adopt_spawned();
+        }
     }
 
     /// Halts until a task is ready. Each round disables interrupts, looks at
