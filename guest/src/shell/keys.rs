@@ -184,7 +184,10 @@ impl Decoder {
         }
     }
 
-    /// Feeds one byte; returns the key it completes, if any.
+    /// Feeds one byte; returns the key it completes, if any. A byte with
+    /// the top bit set (a break code, a prefix, a controller reply) never
+    /// completes one, whatever came before: the shell's scancode stream
+    /// relies on it (`task::keyboard::ScancodeStream::take_for_keys`).
     pub fn feed(&mut self, byte: u8) -> Option<Key> {
         let prefix = self.prefix;
         self.prefix = Prefix::None;
@@ -442,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn num_lock_toggles_the_keypad_digits_once_per_press() {
+    fn num_lock_toggles_the_keypad_digits() {
         let mut d = Decoder::new();
         // Num Lock is on at start: keypad 7, 0, `.`, `*`, `-`, `+`, E0 35 `/`.
         let keypad = [0x47, 0xC7, 0x52, 0xD2, 0x53, 0xD3, 0x37, 0xB7, 0x4A, 0xCA];
@@ -454,8 +457,9 @@ mod tests {
             decode(&mut d, &[0x4E, 0xCE, 0xE0, 0x35]),
             [Char('+'), Char('/')]
         );
-        // Off (a typematic repeat of the make code does not toggle it back):
-        // the digits are Home, Insert, ... and ignored; 5, `-`, `+` remain.
+        // Off: the digits are Home, Insert, ... and ignored; 5, `-`, `+`
+        // remain. Each make code toggles, typematic repeats too (as
+        // `pc_keyboard` did): three makes leave it off.
         assert_eq!(decode(&mut d, &[0x45, 0x45, 0x45, 0xC5]), []);
         assert_eq!(
             decode(&mut d, &[0x47, 0xC7, 0x52, 0x53, 0x4C, 0x4A, 0x4E]),
@@ -465,9 +469,10 @@ mod tests {
     }
 
     #[test]
-    fn a_held_caps_lock_toggles_once() {
+    fn caps_lock_toggles_on_each_make_code() {
         let mut d = Decoder::new();
-        assert_eq!(decode(&mut d, &[0x3A, 0x3A, 0x3A, 0xBA, 0x10]), [Char('Q')]);
+        assert_eq!(decode(&mut d, &[0x3A, 0x3A, 0xBA, 0x10]), [Char('q')]);
+        assert_eq!(decode(&mut d, &[0x3A, 0xBA, 0x10]), [Char('Q')]);
     }
 
     #[test]
@@ -572,16 +577,9 @@ mod tests {
             seed ^= seed << 17;
             let key = keys[(seed % keys.len() as u64) as usize];
             let (extended, code) = key;
-            // Press a key not held, release one held; modifiers and locks
-            // stay down a while, other keys sometimes repeat (typematic),
-            // except the locks, whose repeats `pc_keyboard` counted as toggles.
-            let lock = !extended && (code == 0x3A || code == 0x45);
-            let release = held.contains(&key) && (seed >> 40) % 2 == 0;
-            let make = if held.contains(&key) && lock {
-                false
-            } else {
-                !release
-            };
+            // Press a key, or release a held one; a held key pressed again
+            // is a typematic repeat.
+            let make = !(held.contains(&key) && (seed >> 40) % 2 == 0);
             let mut bytes = Vec::new();
             if extended {
                 bytes.push(0xE0);
