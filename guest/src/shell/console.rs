@@ -70,7 +70,7 @@ pub async fn shell(spawner: Spawner, cmdline: &'static str) {
         println!("{PROMPT}{line}");
         run(line, spawner).await;
     }
-    let Some(scancodes) = ScancodeStream::take_for_keys() else {
+    let Some(scancodes) = ScancodeStream::take() else {
         println!("shell: the keyboard is in use");
         return;
     };

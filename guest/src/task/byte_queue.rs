@@ -6,12 +6,6 @@
 //! consumer through the waker it registered. A full ring drops the byte and
 //! counts it; nothing panics, allocates or blocks in the handler.
 //!
-//! A consumer may ask not to be woken for bytes with the top bit set
-//! ([`WakeOn::TopBitClear`]): they are queued and read with the next byte
-//! that wakes it. The shell does, for scancodes: in set 1 those bytes are
-//! break codes, prefixes and controller replies, which never complete a key,
-//! so a typed character costs the shell one poll instead of two.
-//!
 //! The waker stays registered after a wake (the handler wakes it by
 //! reference), so the consumer re-registers only when its waker changes: a
 //! comparison of two words per poll instead of `AtomicWaker`'s
@@ -35,16 +29,6 @@ use crate::stats::Counter;
 /// (each key is 2 scancodes, 4 with Shift).
 pub const QUEUE_CAPACITY: usize = 4096;
 
-/// Which pushed bytes wake the consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WakeOn {
-    /// Every byte.
-    AnyByte,
-    /// Bytes below 0x80 only; the others wait in the queue for the next
-    /// such byte (or for a poll the consumer has for another reason).
-    TopBitClear,
-}
-
 /// One interrupt handler's byte queue: a [`Ring`] whose producer is the
 /// handler (interrupts off) and whose consumer is the one [`ByteStream`].
 pub struct ByteQueue {
@@ -53,8 +37,6 @@ pub struct ByteQueue {
     /// read by the handler (interrupts off) and by the consumer.
     waker: UnsafeCell<Option<Waker>>,
     taken: AtomicBool,
-    /// The consumer chose [`WakeOn::TopBitClear`].
-    quiet_top_bit: AtomicBool,
     dropped: &'static Counter,
 }
 
@@ -70,7 +52,6 @@ impl ByteQueue {
             ring: Ring::new(),
             waker: UnsafeCell::new(None),
             taken: AtomicBool::new(false),
-            quiet_top_bit: AtomicBool::new(false),
             dropped,
         }
     }
@@ -81,9 +62,6 @@ impl ByteQueue {
     pub fn push_with_interrupts_off(&self, byte: u8) {
         if self.ring.push(byte).is_err() {
             self.dropped.inc();
-        }
-        if byte & 0x80 != 0 && self.quiet_top_bit.load(Ordering::Relaxed) {
-            return;
         }
         // SAFETY: interrupts are off, so the consumer is not storing a waker.
         if let Some(waker) = unsafe { &*self.waker.get() } {
@@ -114,15 +92,9 @@ impl ByteQueue {
         self.ring.pop()
     }
 
-    /// The consumer side, woken for the bytes `wake_on` says, or `None` if
-    /// another consumer holds it.
-    pub fn take(&'static self, wake_on: WakeOn) -> Option<ByteStream> {
-        if self.taken.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        self.quiet_top_bit
-            .store(wake_on == WakeOn::TopBitClear, Ordering::Relaxed);
-        Some(ByteStream { queue: self })
+    /// The consumer side, or `None` if another consumer holds it.
+    pub fn take(&'static self) -> Option<ByteStream> {
+        (!self.taken.swap(true, Ordering::SeqCst)).then_some(ByteStream { queue: self })
     }
 }
 
@@ -140,7 +112,6 @@ impl Drop for ByteStream {
             let old = unsafe { (*queue.waker.get()).take() };
             drop(old);
         });
-        queue.quiet_top_bit.store(false, Ordering::Relaxed);
         queue.taken.store(false, Ordering::SeqCst);
     }
 }

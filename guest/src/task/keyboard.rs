@@ -7,7 +7,7 @@ use core::task::{Context, Poll};
 
 use futures_util::stream::Stream;
 
-use super::byte_queue::{ByteQueue, ByteStream, WakeOn};
+use super::byte_queue::{ByteQueue, ByteStream};
 use crate::stats;
 
 pub use super::byte_queue::QUEUE_CAPACITY;
@@ -31,20 +31,9 @@ pub struct ScancodeStream {
 }
 
 impl ScancodeStream {
-    /// The stream, woken for every scancode, or `None` if another consumer
-    /// holds it.
+    /// The stream, or `None` if another consumer holds it.
     pub fn take() -> Option<Self> {
-        QUEUE.take(WakeOn::AnyByte).map(|bytes| Self { bytes })
-    }
-
-    /// The stream for a consumer of keys, or `None` if another consumer
-    /// holds it: woken for set 1 make codes (below 0x80) only. The other
-    /// bytes (break codes, E0/E1 prefixes, controller replies) never
-    /// complete a key (see [`crate::shell::keys::Decoder::feed`]), so they
-    /// wait in the queue and come out, in order, before the next make code:
-    /// one poll per typed character instead of two.
-    pub fn take_for_keys() -> Option<Self> {
-        QUEUE.take(WakeOn::TopBitClear).map(|bytes| Self { bytes })
+        QUEUE.take().map(|bytes| Self { bytes })
     }
 }
 

@@ -7,7 +7,7 @@ use core::task::{Context, Poll};
 
 use futures_util::stream::Stream;
 
-use super::byte_queue::{ByteQueue, ByteStream, WakeOn};
+use super::byte_queue::{ByteQueue, ByteStream};
 use crate::stats;
 
 static QUEUE: ByteQueue = ByteQueue::new(&stats::SERIAL_RX_DROPPED);
@@ -26,7 +26,7 @@ pub struct SerialStream {
 impl SerialStream {
     /// The stream, or `None` if another consumer holds it.
     pub fn take() -> Option<Self> {
-        QUEUE.take(WakeOn::AnyByte).map(|bytes| Self { bytes })
+        QUEUE.take().map(|bytes| Self { bytes })
     }
 }
 
