@@ -10,6 +10,9 @@ and `exit 0`), resolves every RIP to a guest function with the ELF's symbols
 (`nm`) or, with `--by inline`/`--by line`, to the innermost inlined function
 or source line (`addr2line -i`), and prints per function:
 (instructions in the typing run - instructions in the idle run) / N.
+It also counts, in trace order, the instructions on each character's
+latency path: from the keyboard interrupt's entry after the idle `hlt` to
+the echo's `out` to COM1 (median and spread).
 
     python3 bench/insn_profile.py [--vmm PATH] [--chars N] [--by symbol|inline|line]
                                   [--top K] [--keep DIR]
@@ -27,6 +30,7 @@ import collections
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,6 +177,39 @@ def keys_script(n):
     return script
 
 
+def key_to_echo(data_path, symbols):
+    """Instructions on each typed character's latency path, in trace order:
+    from the first IRQ1 entry (`vector_33`) after the idle `hlt` to the
+    echo's `out` to COM1 (`out dx, al` in a `serial` function). It includes
+    whatever else runs meanwhile (the break code's IRQ, if it comes first);
+    characters the guest took without halting in between are not counted."""
+    out = subprocess.run(["perf", "script", "-F", "trace", "-i", data_path],
+                         capture_output=True, text=True, check=True).stdout
+    entry = [s for s, n in zip(symbols.starts, symbols.names) if n.endswith("interrupts::vector_33")]
+    if not entry:
+        raise ProfileError("no `vector_33` (the IRQ1 entry stub) in the guest's symbols")
+    serial = {}
+    paths, start, idle, index = [], None, False, 0
+    for line in out.splitlines():
+        m = TRACE.match(line)
+        if not m:
+            continue
+        index += 1
+        rip = int(m.group(1), 16) + int(m.group(2), 16)
+        code = m.group(3).strip()
+        if code == "f4":  # hlt
+            idle, start = True, None
+        elif rip == entry[0] and idle:
+            idle, start = False, index
+        elif code == "ee" and start is not None:  # out dx, al
+            if rip not in serial:
+                serial[rip] = "serial" in symbols.symbol(rip)
+            if serial[rip]:
+                paths.append(index - start)
+                start = None
+    return paths
+
+
 def exits_from_stats(stderr):
     m = re.search(r"^  exits: (\d+)", stderr, re.M)
     return int(m.group(1)) if m else None
@@ -189,7 +226,8 @@ def print_table(rows, total, fail_total, title, unit, top):
     if len(rows) > top:
         print(f"{rest:14.1f}  {100 * rest / total if total else 0:5.1f}%  ({len(rows) - top} more)")
     print(f"{total:14.1f}  100.0%  total {unit}"
-          + (f" ({fail_total:.1f} the emulator failed on, completed by the VMM)" if fail_total else ""))
+          + (f" ({fail_total:.1f} of them traced as emulation failures: `iretq`, which KVM "
+             "completes itself, and anything the VMM completes)" if fail_total else ""))
 
 
 def per_char(args):
@@ -226,6 +264,11 @@ def per_char(args):
         print(f"exits to the VMM per character: {(typed[3] - base[3]) / args.chars:.2f}")
     print_table(rows, total, fails, "emulated guest instructions per typed character",
                 "per character", args.top)
+    paths = sorted(key_to_echo(os.path.join(work, f"type{args.chars}.data"), symbols))
+    if len(paths) >= 10:
+        print(f"\nkey to echo (IRQ1 entry after the idle `hlt` to the echo's `out`): median "
+              f"{statistics.median(paths):.0f} instructions [p10 {paths[len(paths) // 10]}, "
+              f"p90 {paths[len(paths) * 9 // 10]}] over {len(paths)} characters")
     if not args.keep:
         shutil.rmtree(work)
 
