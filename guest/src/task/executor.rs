@@ -2,7 +2,10 @@
 //!
 //! Design:
 //! - A [`Task`] is a pinned boxed future, an id and its cached [`Waker`],
-//!   created once at spawn. The executor keeps tasks in a `BTreeMap` by id.
+//!   created once at spawn. The executor keeps tasks in a vector indexed by
+//!   the id's slot (slots are claimed lowest first, so it stays as short as
+//!   the most tasks alive at once): finding a woken task is one index, not
+//!   a tree search (every instruction counts under an emulating hypervisor).
 //! - The ready queue is a static single-producer single-consumer [`Ring`] of
 //!   task ids; wakers push with interrupts off, so on our one CPU there is
 //!   one producer at a time (an interrupt handler's wake cannot cut into a
@@ -17,7 +20,8 @@
 //!   Waking checks the slot's generation (a waker outliving its task is a
 //!   no-op), sets the flag and pushes the id. So waking and dropping a waker
 //!   neither allocates nor frees, and interrupt handlers may do both (an
-//!   `AtomicWaker::wake` drops the waker it held).
+//!   `AtomicWaker::wake` drops the waker it held; the byte queues wake
+//!   theirs by reference).
 //! - A slot is reused only when its task has finished and its id has left the
 //!   ready queue, so a stale queue entry never names a live task.
 //! - Idle: with nothing ready the executor disables interrupts, looks at the
@@ -26,7 +30,7 @@
 //!   between the check and the halt still ends the halt.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -48,7 +52,7 @@ static SLOTS: Slots<MAX_TASKS> = Slots::new();
 
 /// Ready task ids.
 static READY: Ring<TaskId, MAX_TASKS> = Ring::new();
-/// Tasks spawned but not yet moved into the executor's map.
+/// Tasks spawned but not yet moved into the executor's table.
 static SPAWNED: Mutex<alloc::vec::Vec<Task>> = Mutex::new(alloc::vec::Vec::new());
 /// `SPAWNED` may hold tasks: set after a push, cleared before the executor
 /// takes them, so the run loop takes the lock only when there is something
@@ -152,13 +156,17 @@ pub fn ready_len() -> usize {
 /// Runs tasks until none is left, halting when none is ready.
 #[derive(Default)]
 pub struct Executor {
-    tasks: BTreeMap<TaskId, Task>,
+    /// Live tasks by slot index (`None`: a free slot).
+    tasks: Vec<Option<Task>>,
+    /// Number of `Some` entries in `tasks`.
+    live: usize,
 }
 
 impl Executor {
     pub fn new() -> Self {
         Self {
-            tasks: BTreeMap::new(),
+            tasks: Vec::new(),
+            live: 0,
         }
     }
 
@@ -173,20 +181,32 @@ impl Executor {
     pub fn run_until(&mut self, done: impl Fn() -> bool) {
         loop {
             self.run_ready();
-            if done() || (self.tasks.is_empty() && SPAWNED.lock().is_empty()) {
+            if done() || (self.live == 0 && SPAWNED.lock().is_empty()) {
                 return;
             }
             self.sleep_until_ready();
         }
     }
 
+    /// Moves spawned tasks into the table. Called only when
+    /// `SPAWN_PENDING` was seen set, and kept out of line: the run loop's
+    /// common path is then one load, not a call with a large prologue.
+    #[inline(never)]
     fn adopt_spawned(&mut self) {
         if !SPAWN_PENDING.swap(false, Ordering::Acquire) {
             return;
         }
         let spawned = core::mem::take(&mut *SPAWNED.lock());
         for task in spawned {
-            self.tasks.insert(task.id, task);
+            let slot = task.id.slot();
+            if slot >= self.tasks.len() {
+                self.tasks.resize_with(slot + 1, || None);
+            }
+            // The slot's previous task (if any) finished and left the
+            // table before `Slots` let the slot be claimed again.
+            debug_assert!(self.tasks[slot].is_none());
+            self.tasks[slot] = Some(task);
+            self.live += 1;
         }
     }
 
@@ -198,19 +218,25 @@ impl Executor {
             if SPAWN_PENDING.load(Ordering::Acquire) {
                 self.adopt_spawned();
             }
-            let Some(task) = self.tasks.get_mut(&id) else {
+            let Some(entry) = self.tasks.get_mut(id.slot()) else {
+                continue; // never adopted: cannot happen, spawns are adopted above
+            };
+            let Some(task) = entry.as_mut().filter(|task| task.id == id) else {
                 continue; // a task that finished after being woken
             };
             stats::POLLS.inc();
             let mut cx = Context::from_waker(&task.waker);
             if task.future.as_mut().poll(&mut cx).is_ready() {
-                let task = self.tasks.remove(&id);
+                let task = entry.take();
+                self.live -= 1;
                 SLOTS.free(id);
                 LIVE_TASKS.fetch_sub(1, Ordering::SeqCst);
                 drop(task);
             }
         }
-        self.adopt_spawned();
+        if SPAWN_PENDING.load(Ordering::Acquire) {
+            self.adopt_spawned();
+        }
     }
 
     /// Halts until a task is ready. Each round disables interrupts, looks at
