@@ -554,7 +554,7 @@ mod tests {
             let (extended, code) = key;
             // Press a key, or release a held one; a held key pressed again
             // is a typematic repeat.
-            let make = !(held.contains(&key) && (seed >> 40) % 2 == 0);
+            let make = !(held.contains(&key) && (seed >> 40).is_multiple_of(2));
             let mut bytes = Vec::new();
             if extended {
                 bytes.push(0xE0);
