@@ -293,7 +293,10 @@ fn pit_storm_leaves_the_vmm_responsive_and_bounded() {
     // --timeout acted on time.
     let run_time = stats_run_time(&stderr);
     assert!(
-        run_time >= timeout && run_time <= timeout + STOP_WITHIN,
+        // `--timeout` counts from before the machine starts and the run
+        // time from its first `KVM_RUN`, so the run may be the set-up
+        // shorter (2 ms seen under load).
+        run_time + Duration::from_millis(100) >= timeout && run_time <= timeout + STOP_WITHIN,
         "stopped after {run_time:?} for a {timeout:?} timeout"
     );
 }
@@ -329,7 +332,10 @@ fn cli_hlt_ends_by_timeout_on_time() {
     let run_time = stats_run_time(&stderr);
     eprintln!("cli; hlt: run time {run_time:?} for {timeout:?}, {wall:?} from spawn to exit");
     assert!(
-        run_time >= timeout && run_time <= timeout + STOP_WITHIN,
+        // `--timeout` counts from before the machine starts and the run
+        // time from its first `KVM_RUN`, so the run may be the set-up
+        // shorter (2 ms seen under load).
+        run_time + Duration::from_millis(100) >= timeout && run_time <= timeout + STOP_WITHIN,
         "stopped after {run_time:?} for a {timeout:?} timeout"
     );
     // The halted vCPU does not spin: it sleeps in the VMM until stopped.
