@@ -230,7 +230,9 @@ def print_table(rows, total, fail_total, title, unit, top):
              "completes itself, and anything the VMM completes)" if fail_total else ""))
 
 
-def per_char(args):
+def prepare(args):
+    """Checks the tools, makes the work folder and exports the embedded
+    guest ELF into it: (work folder, ELF path)."""
     need("perf")
     need("nm")
     need("addr2line")
@@ -238,6 +240,11 @@ def per_char(args):
     os.makedirs(work, exist_ok=True)
     elf = os.path.join(work, "guest.elf")
     subprocess.run([args.vmm, "--export-guest", elf], check=True)
+    return work, elf
+
+
+def per_char(args):
+    work, elf = prepare(args)
     symbols = Symbols(elf)
     results = {}
     for n in (0, args.chars):
@@ -274,13 +281,7 @@ def per_char(args):
 
 
 def flat(args):
-    need("perf")
-    need("nm")
-    need("addr2line")
-    work = args.keep or tempfile.mkdtemp(prefix="insn-profile-")
-    os.makedirs(work, exist_ok=True)
-    elf = os.path.join(work, "guest.elf")
-    subprocess.run([args.vmm, "--export-guest", elf], check=True)
+    work, elf = prepare(args)
     if "--kernel" in args.vmm_args:
         elf = args.vmm_args[args.vmm_args.index("--kernel") + 1]
     data = os.path.join(work, "flat.data")
