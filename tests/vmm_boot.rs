@@ -145,6 +145,44 @@ fn popcnt_is_completed_by_the_vmm() {
     );
 }
 
+/// `ldmxcsr` is another: every Linux `kernel_fpu_begin` runs it. The VMM
+/// completes it through the vCPU's FPU state (`KVM_SET_FPU`), so MXCSR
+/// holds the loaded value: `stmxcsr` (completed or emulated) reads it back.
+#[test]
+fn ldmxcsr_is_completed_by_the_vmm() {
+    require_kvm();
+    let code = [
+        0x0f, 0x20, 0xe0, // mov eax, cr4
+        0x0d, 0x00, 0x02, 0x00, 0x00, // or eax, 0x200 (CR4.OSFXSR)
+        0x0f, 0x22, 0xe0, // mov cr4, eax
+        0xc7, 0x05, 0x00, 0x08, 0x10, 0x00, 0x80, 0x7f, 0x00,
+        0x00, // mov dword [0x100800], 0x7f80
+        0x0f, 0xae, 0x15, 0x00, 0x08, 0x10, 0x00, // ldmxcsr [0x100800]
+        0x0f, 0xae, 0x1d, 0x04, 0x08, 0x10, 0x00, // stmxcsr [0x100804]
+        0xa1, 0x04, 0x08, 0x10, 0x00, // mov eax, [0x100804]
+        0xc1, 0xe8, 0x08, // shr eax, 8
+        0xe6, 0xf4, 0xf4, 0xeb, 0xfd, // out 0xf4, al; hlt; jmp $-1
+    ];
+    let elf = write_temp("ldmxcsr.elf", &tiny_elf(&code, true));
+    let mut command = vmm();
+    command
+        .arg("--kernel")
+        .arg(&elf)
+        .args(["--timeout", "10", "--stats"]);
+    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    // MXCSR 0x7f80: the default 0x1f80 with rounding toward zero.
+    assert_eq!(status, Some(0x7f), "stderr:\n{stderr}");
+    let completed = stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("instructions completed by the VMM (KVM's emulator could not): ")
+        })
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    assert!(completed >= 1, "{stderr}");
+}
+
 /// `--stats` shows where the vCPU thread's time went and KVM's own
 /// counters for the vCPU (`KVM_GET_STATS_FD`, which the kernels of this
 /// project's machines offer): every guest port access is a KVM exit, so

@@ -12,7 +12,7 @@ use std::mem::size_of;
 
 use kvm_bindings::{
     kvm_debugregs, kvm_fpu, kvm_interrupt, kvm_msrs, kvm_regs, kvm_sregs, kvm_translation,
-    kvm_vcpu_events, kvm_xcrs, KVMIO,
+    kvm_vcpu_events, kvm_xcrs, kvm_xsave, KVMIO,
 };
 
 /// A thread of the VMM, by what it does.
@@ -202,6 +202,14 @@ const VCPU_IOCTLS: &[(&str, u32)] = &[
     (
         "KVM_SET_DEBUGREGS",
         kvm_ioctl(WRITE, 0xa2, size_of::<kvm_debugregs>()),
+    ),
+    (
+        "KVM_GET_XSAVE",
+        kvm_ioctl(READ, 0xa4, size_of::<kvm_xsave>()),
+    ),
+    (
+        "KVM_SET_XSAVE",
+        kvm_ioctl(WRITE, 0xa5, size_of::<kvm_xsave>()),
     ),
     (
         "KVM_SET_XCRS",

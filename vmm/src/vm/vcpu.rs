@@ -411,9 +411,12 @@ impl VcpuLoop<'_> {
     /// interrupt queued with `KVM_SET_VCPU_EVENTS`, which KVM delivers
     /// through the guest's IDT on the next entry.
     fn complete_instruction(&mut self, bytes: &[u8]) -> Result<(), String> {
-        use super::complete::{complete, Completion, CpuView};
+        use super::complete::{complete, Completion, CpuView, SseView};
         const CR0_PE: u64 = 1;
+        const CR0_EM: u64 = 1 << 2;
+        const CR0_TS: u64 = 1 << 3;
         const CR0_NE: u64 = 1 << 5;
+        const CR4_OSFXSR: u64 = 1 << 9;
         const CR4_SMAP: u64 = 1 << 21;
         const EFER_LMA: u64 = 1 << 10;
         const FSW_ERROR_SUMMARY: u16 = 1 << 7;
@@ -424,6 +427,10 @@ impl VcpuLoop<'_> {
             return Err("real mode: KVM's emulator handles it".into());
         }
         let fpu = self.vcpu.get_fpu().map_err(|e| kvm("KVM_GET_FPU", e))?;
+        // MXCSR comes from the XSAVE image, not `kvm_fpu`: on this host
+        // KVM_GET_FPU reports MXCSR as 0 and KVM_SET_FPU does not load it
+        // (measured: the FXSAVE image said 0x1f80 meanwhile).
+        let mut xsave = self.vcpu.get_xsave().map_err(|e| kvm("KVM_GET_XSAVE", e))?;
         let cpu = CpuView {
             bitness: match (sregs.cs.l, sregs.cs.db) {
                 (1, _) => 64,
@@ -436,6 +443,12 @@ impl VcpuLoop<'_> {
             smap: sregs.cr4 & CR4_SMAP != 0,
             numeric_error: sregs.cr0 & CR0_NE != 0,
             x87_exception_pending: fpu.fsw & FSW_ERROR_SUMMARY != 0,
+            sse: SseView {
+                osfxsr: sregs.cr4 & CR4_OSFXSR != 0,
+                emulate: sregs.cr0 & CR0_EM != 0,
+                task_switched: sregs.cr0 & CR0_TS != 0,
+                mxcsr: xsave.region[xsave_image::MXCSR],
+            },
         };
         let guest = GuestView {
             vcpu: self.vcpu,
@@ -443,6 +456,7 @@ impl VcpuLoop<'_> {
             regs: &regs,
             sregs: &sregs,
             gate_size: if sregs.efer & EFER_LMA != 0 { 16 } else { 8 },
+            mxcsr_mask: xsave.region[xsave_image::MXCSR_MASK],
         };
         let completion = complete(bytes, &cpu, &guest).map_err(|e| e.to_string())?;
         log::debug!("completed {bytes:02x?} at {:#x}: {completion:?}", regs.rip);
@@ -487,6 +501,20 @@ impl VcpuLoop<'_> {
                     *gpr_mut(&mut regs, register)
                         .ok_or_else(|| format!("cannot write {register:?}"))? = value;
                 }
+            }
+            Completion::LoadMxcsr { len, mxcsr } => {
+                xsave.region[xsave_image::MXCSR] = mxcsr;
+                // KVM loads MXCSR from the image only with the SSE (or
+                // AVX) component marked present in XSTATE_BV; the XMM
+                // registers it then also loads are the image's own.
+                xsave.region[xsave_image::XSTATE_BV_LOW] |= xsave_image::XFEATURE_SSE;
+                // SAFETY: the kernel reads at most the 4096 bytes of
+                // `kvm_xsave`: the VMM enables no dynamic XSTATE feature
+                // (no ARCH_REQ_XCOMP_GUEST_PERM), so the vCPU's XSAVE size
+                // fits it, as the KVM_GET_XSAVE above (which fails when
+                // it does not) confirmed.
+                unsafe { self.vcpu.set_xsave(&xsave) }.map_err(|e| kvm("KVM_SET_XSAVE", e))?;
+                regs.rip = regs.rip.wrapping_add(len);
             }
             Completion::Fault { vector, error_code } => {
                 events.exception.injected = 1;
@@ -557,6 +585,21 @@ struct GuestView<'a> {
     sregs: &'a kvm_bindings::kvm_sregs,
     /// Bytes per IDT gate: 16 in long mode, 8 otherwise.
     gate_size: u64,
+    /// MXCSR_MASK from the vCPU's FXSAVE image.
+    mxcsr_mask: u32,
+}
+
+/// 32-bit word indices into `kvm_xsave::region` (SDM vol. 1, 10.5.1 and
+/// 13.4: the FXSAVE legacy area, then the XSAVE header at byte 512).
+mod xsave_image {
+    /// MXCSR, at byte 24.
+    pub const MXCSR: usize = 6;
+    /// MXCSR_MASK, at byte 28.
+    pub const MXCSR_MASK: usize = 7;
+    /// The low half of XSTATE_BV, at byte 512.
+    pub const XSTATE_BV_LOW: usize = 128;
+    /// XSTATE_BV's SSE bit.
+    pub const XFEATURE_SSE: u32 = 1 << 1;
 }
 
 impl GuestView<'_> {
@@ -632,6 +675,10 @@ impl super::complete::GuestAccess for GuestView<'_> {
                 .read_slice(&mut bytes[range], vm_memory::GuestAddress(physical))
                 .is_ok()
         })
+    }
+
+    fn mxcsr_mask(&self) -> u32 {
+        self.mxcsr_mask
     }
 }
 

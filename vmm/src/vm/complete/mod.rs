@@ -4,7 +4,8 @@
 //! instruction through its instruction emulator, which gives up on some
 //! instructions the CPU would run: software interrupts outside real mode
 //! (`INT3`, `INT n`, `INTO`, `INT1`: KVM's `emulate_int` handles real mode
-//! only), `CLAC`/`STAC`, `FWAIT`, `POPCNT`, `CMPXCHG16B`. The run then ends with
+//! only), `CLAC`/`STAC`, `FWAIT`, `POPCNT`, `CMPXCHG16B`, `LDMXCSR`/`STMXCSR`
+//! (every `kernel_fpu_begin` of a Linux kernel loads MXCSR). The run then ends with
 //! `KVM_EXIT_INTERNAL_ERROR` (emulation failure) carrying the instruction
 //! bytes. This module decodes them (with `iced-x86`) and says what the
 //! architecture does, given the little CPU state each needs
@@ -43,8 +44,29 @@ mod vector {
     pub const INVALID_OPCODE: u8 = 6;
     /// #GP, general protection.
     pub const GENERAL_PROTECTION: u8 = 13;
+    /// #NM, device not available (CR0.TS with an x87/SSE instruction).
+    pub const DEVICE_NOT_AVAILABLE: u8 = 7;
     /// #MF, x87 floating-point error.
     pub const X87: u8 = 16;
+}
+
+/// The state SSE control instructions (`LDMXCSR`, `STMXCSR`) depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseView {
+    /// CR4.OSFXSR: the OS supports FXSAVE/FXRSTOR and SSE.
+    pub osfxsr: bool,
+    /// CR0.EM: x87/SSE instructions raise #UD.
+    pub emulate: bool,
+    /// CR0.TS: the next x87/SSE instruction raises #NM.
+    pub task_switched: bool,
+    /// MXCSR.
+    pub mxcsr: u32,
+}
+
+impl SseView {
+    /// MXCSR_MASK when the FXSAVE image says 0 (processors without it):
+    /// all but DAZ (bit 6) and bits 16..31 (SDM vol. 1, 11.6.6).
+    pub const DEFAULT_MXCSR_MASK: u32 = 0xffbf;
 }
 
 /// The CPU state the handled instructions depend on.
@@ -65,6 +87,8 @@ pub struct CpuView {
     /// An unmasked x87 exception is pending (FSW's exception bits not
     /// masked by FCW).
     pub x87_exception_pending: bool,
+    /// SSE control state.
+    pub sse: SseView,
 }
 
 /// What the completion reads of the guest beyond [`CpuView`].
@@ -78,6 +102,10 @@ pub trait GuestAccess {
     /// Reads guest memory at linear address `address`; false if any byte
     /// is not mapped to RAM.
     fn read(&self, address: u64, bytes: &mut [u8]) -> bool;
+    /// MXCSR_MASK from the vCPU's FXSAVE image: the MXCSR bits `LDMXCSR`
+    /// may set; the rest are reserved. 0 means the processor does not
+    /// report one ([`SseView::DEFAULT_MXCSR_MASK`] applies).
+    fn mxcsr_mask(&self) -> u32;
 }
 
 /// What completes the instruction, architecturally.
@@ -118,6 +146,13 @@ pub enum Completion {
         registers: Vec<(Register, u64)>,
         /// Bytes to write at a linear address.
         memory: Option<(u64, Vec<u8>)>,
+    },
+    /// RIP moves past the instruction; MXCSR becomes `mxcsr`.
+    LoadMxcsr {
+        /// Instruction length.
+        len: u64,
+        /// The new MXCSR.
+        mxcsr: u32,
     },
     /// A fault: RIP stays on the instruction; exception `vector` with
     /// `error_code` if it has one.
@@ -214,6 +249,7 @@ pub fn complete(
             popcnt(&instruction, cpu, guest)?
         }
         Code::Cmpxchg16b_m128 => cmpxchg16b(&instruction, cpu, guest)?,
+        Code::Ldmxcsr_m32 | Code::Stmxcsr_m32 => mxcsr(&instruction, cpu, guest)?,
         other => return Err(Unhandled(format!("{:?}", other.mnemonic()))),
     })
 }
@@ -344,6 +380,60 @@ fn cmpxchg16b(
             memory: None,
         })
     }
+}
+
+/// LDMXCSR m32 / STMXCSR m32: MXCSR from or to memory. #UD with CR0.EM
+/// set or CR4.OSFXSR clear (or a LOCK prefix), then #NM with CR0.TS set;
+/// LDMXCSR of a value with a bit outside MXCSR_MASK is a #GP(0) (SDM vol. 2,
+/// LDMXCSR, "Protected Mode Exceptions").
+fn mxcsr(
+    instruction: &Instruction,
+    cpu: &CpuView,
+    guest: &dyn GuestAccess,
+) -> Result<Completion, Unhandled> {
+    let sse = &cpu.sse;
+    if sse.emulate || !sse.osfxsr || instruction.has_lock_prefix() {
+        return Ok(Completion::Fault {
+            vector: vector::INVALID_OPCODE,
+            error_code: None,
+        });
+    }
+    if sse.task_switched {
+        return Ok(Completion::Fault {
+            vector: vector::DEVICE_NOT_AVAILABLE,
+            error_code: None,
+        });
+    }
+    let mnemonic = format!("{:?}", instruction.mnemonic()).to_uppercase();
+    let address = memory_address(instruction, 0, guest)
+        .ok_or_else(|| Unhandled(format!("{mnemonic} with an unresolvable address")))?;
+    let len = instruction.len() as u64;
+    if instruction.code() == Code::Stmxcsr_m32 {
+        return Ok(Completion::Update {
+            len,
+            rflags: cpu.rflags,
+            registers: Vec::new(),
+            memory: Some((address, sse.mxcsr.to_le_bytes().to_vec())),
+        });
+    }
+    let mut bytes = [0u8; 4];
+    if !guest.read(address, &mut bytes) {
+        return Err(Unhandled(format!(
+            "{mnemonic} reading unmapped {address:#x}"
+        )));
+    }
+    let value = u32::from_le_bytes(bytes);
+    let mask = match guest.mxcsr_mask() {
+        0 => SseView::DEFAULT_MXCSR_MASK,
+        mask => mask,
+    };
+    if value & !mask != 0 {
+        return Ok(Completion::Fault {
+            vector: vector::GENERAL_PROTECTION,
+            error_code: Some(0),
+        });
+    }
+    Ok(Completion::LoadMxcsr { len, mxcsr: value })
 }
 
 #[cfg(test)]

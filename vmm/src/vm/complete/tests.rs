@@ -10,6 +10,12 @@ const KERNEL: CpuView = CpuView {
     smap: true,
     numeric_error: true,
     x87_exception_pending: false,
+    sse: SseView {
+        osfxsr: true,
+        emulate: false,
+        task_switched: false,
+        mxcsr: 0x1f80,
+    },
 };
 
 fn user() -> CpuView {
@@ -26,6 +32,8 @@ struct Fake {
     idt_end: Option<u8>,
     /// Gates with DPL 3.
     user_gates: Vec<u8>,
+    /// MXCSR_MASK (0: not reported).
+    mxcsr_mask: u32,
 }
 
 impl Fake {
@@ -33,6 +41,7 @@ impl Fake {
         Self {
             memory: std::cell::RefCell::new(vec![0; 0x1_0000]),
             user_gates: vec![3, 0x80],
+            mxcsr_mask: 0xffff,
             ..Self::default()
         }
     }
@@ -69,6 +78,10 @@ impl GuestAccess for Fake {
             }
             None => false,
         }
+    }
+
+    fn mxcsr_mask(&self) -> u32 {
+        self.mxcsr_mask
     }
 }
 
@@ -316,4 +329,124 @@ fn cmpxchg16b_swaps_when_equal_and_loads_when_not() {
         error_code: Some(0),
     };
     assert_eq!(complete(&code, &KERNEL, &misaligned), Ok(gp));
+}
+
+/// `ldmxcsr [rsp+4]`, as Linux's `kernel_fpu_begin_mask` has it.
+const LDMXCSR_RSP_4: [u8; 5] = [0x0f, 0xae, 0x54, 0x24, 0x04];
+/// `stmxcsr [rax]`.
+const STMXCSR_RAX: [u8; 3] = [0x0f, 0xae, 0x18];
+
+fn with_sse(change: impl FnOnce(&mut SseView)) -> CpuView {
+    let mut cpu = KERNEL;
+    change(&mut cpu.sse);
+    cpu
+}
+
+#[test]
+fn ldmxcsr_loads_mxcsr_from_memory() {
+    let guest = Fake::new().with(Register::RSP, 0x2000);
+    guest.memory.borrow_mut()[0x2004..0x2008].copy_from_slice(&0x1f80_u32.to_le_bytes());
+    let cpu = with_sse(|sse| sse.mxcsr = 0x1fbf);
+    assert_eq!(
+        complete(&LDMXCSR_RSP_4, &cpu, &guest),
+        Ok(Completion::LoadMxcsr {
+            len: 5,
+            mxcsr: 0x1f80
+        })
+    );
+}
+
+#[test]
+fn ldmxcsr_of_a_reserved_bit_is_a_general_protection_fault() {
+    let guest = Fake::new().with(Register::RSP, 0x2000);
+    // Bit 16 is reserved on every processor.
+    guest.memory.borrow_mut()[0x2004..0x2008].copy_from_slice(&0x1_1f80_u32.to_le_bytes());
+    assert_eq!(
+        complete(&LDMXCSR_RSP_4, &KERNEL, &guest),
+        Ok(Completion::Fault {
+            vector: 13,
+            error_code: Some(0)
+        })
+    );
+}
+
+#[test]
+fn ldmxcsr_honours_mxcsr_mask_and_its_default() {
+    let daz = |mask: u32| {
+        let guest = Fake {
+            mxcsr_mask: mask,
+            ..Fake::new().with(Register::RSP, 0x2000)
+        };
+        guest.memory.borrow_mut()[0x2004..0x2008].copy_from_slice(&0x1fc0_u32.to_le_bytes());
+        complete(&LDMXCSR_RSP_4, &KERNEL, &guest)
+    };
+    let gp = Ok(Completion::Fault {
+        vector: 13,
+        error_code: Some(0),
+    });
+    // DAZ (bit 6): allowed by a mask of 0xffff, reserved under 0xffbf and
+    // under a mask of 0, which means the default 0xffbf.
+    assert_eq!(
+        daz(0xffff),
+        Ok(Completion::LoadMxcsr {
+            len: 5,
+            mxcsr: 0x1fc0
+        })
+    );
+    assert_eq!(daz(0xffbf), gp);
+    assert_eq!(daz(0), gp);
+}
+
+#[test]
+fn mxcsr_instructions_fault_as_the_sdm_orders_it() {
+    let guest = Fake::new()
+        .with(Register::RSP, 0x2000)
+        .with(Register::RAX, 0x3000);
+    let ud = Ok(Completion::Fault {
+        vector: 6,
+        error_code: None,
+    });
+    let nm = Ok(Completion::Fault {
+        vector: 7,
+        error_code: None,
+    });
+    for bytes in [&LDMXCSR_RSP_4[..], &STMXCSR_RAX[..]] {
+        let no_osfxsr = with_sse(|sse| sse.osfxsr = false);
+        assert_eq!(complete(bytes, &no_osfxsr, &guest), ud);
+        // #UD (CR0.EM) comes before #NM (CR0.TS).
+        let em_and_ts = with_sse(|sse| {
+            sse.emulate = true;
+            sse.task_switched = true;
+        });
+        assert_eq!(complete(bytes, &em_and_ts, &guest), ud);
+        let ts = with_sse(|sse| sse.task_switched = true);
+        assert_eq!(complete(bytes, &ts, &guest), nm);
+    }
+    // A LOCK prefix is #UD on hardware; the decoder already rejects the
+    // encoding, so the VMM stops with the bytes rather than guess.
+    assert!(matches!(
+        complete(&[0xf0, 0x0f, 0xae, 0x18], &KERNEL, &guest),
+        Err(Unhandled(_))
+    ));
+}
+
+#[test]
+fn stmxcsr_stores_mxcsr() {
+    let guest = Fake::new().with(Register::RAX, 0x3000);
+    let cpu = with_sse(|sse| sse.mxcsr = 0x1fa5);
+    assert_eq!(
+        complete(&STMXCSR_RAX, &cpu, &guest),
+        Ok(Completion::Update {
+            len: 3,
+            rflags: KERNEL.rflags,
+            registers: Vec::new(),
+            memory: Some((0x3000, 0x1fa5_u32.to_le_bytes().to_vec())),
+        })
+    );
+}
+
+#[test]
+fn ldmxcsr_from_unmapped_memory_is_not_completed() {
+    let guest = Fake::new().with(Register::RSP, 0x10_0000);
+    assert!(complete(&LDMXCSR_RSP_4, &KERNEL, &guest).is_err());
 }
