@@ -1,5 +1,4 @@
 //! `vmm`: boots the embedded asyncos guest (or any PVH kernel) on KVM.
-use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +11,7 @@ use vmm::input::ScriptFailure;
 use vmm::record::{ExitRecord, StatsRecord, StdoutCounters};
 use vmm::sandbox;
 use vmm::stdout_sink::StdoutSink;
+use vmm::vm::boot::{read_kernel, Image};
 use vmm::vm::memory;
 use vmm::vm::{HostStop, MachineEvent, ResetCause};
 use vmm::{ExitReason, Vm, VmConfig};
@@ -285,12 +285,12 @@ fn run(cli: Cli) -> Result<(i32, Option<ExitRecord>), Error> {
     let input = cli.input.prepare()?;
     let kernel = match &cli.kernel {
         Some(path) => {
-            Cow::Owned(std::fs::read(path).map_err(|error| Error::ReadKernel(path.clone(), error))?)
+            Image::from(read_kernel(path).map_err(|error| Error::ReadKernel(path.clone(), error))?)
         }
-        None => Cow::Borrowed(vmm::guest::ELF),
+        None => Image::from_static(vmm::guest::ELF),
     };
     let initrd = match &cli.initrd {
-        Some(path) => Some(Cow::Owned(
+        Some(path) => Some(Image::from(
             std::fs::read(path).map_err(|error| Error::ReadInitrd(path.clone(), error))?,
         )),
         None => None,

@@ -372,6 +372,91 @@ pub struct BootEntry {
     pub start_info: u32,
 }
 
+/// The bytes a machine boots from (a kernel or an initrd), shared and never
+/// copied: the VMM keeps them for every machine reset, and a copy would make
+/// resident what [`read_kernel`] left unread (a clone of a `Vec` writes
+/// every byte, zero or not, into fresh pages).
+#[derive(Debug, Clone)]
+pub struct Image(std::sync::Arc<std::borrow::Cow<'static, [u8]>>);
+
+impl Image {
+    /// An image of bytes that live as long as the program (the embedded
+    /// guest).
+    pub fn from_static(bytes: &'static [u8]) -> Self {
+        Self(std::sync::Arc::new(std::borrow::Cow::Borrowed(bytes)))
+    }
+}
+
+impl From<Vec<u8>> for Image {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(std::sync::Arc::new(std::borrow::Cow::Owned(bytes)))
+    }
+}
+
+impl std::ops::Deref for Image {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Reads a kernel file for [`load`], keeping only what loading reads: the
+/// ELF header, the program header table and the file bytes of the
+/// `PT_LOAD` and `PT_NOTE` segments, each at its offset in a buffer as
+/// long as the file. The rest (symbols and debug information: 1.8 of the
+/// exported guest's 2 MiB, most of a Linux `vmlinux`) stays zero in a
+/// zero-filled allocation, which the allocator maps fresh for a buffer this
+/// size, so those pages never become resident: the VMM keeps the image for
+/// machine resets without holding the whole file in memory. A file that is
+/// not a 64-bit little-endian ELF is read whole, for [`inspect`]'s error.
+pub fn read_kernel(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    const EHDR_SIZE: u64 = 64;
+    const PHDR_SIZE: u64 = 56;
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut image = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    // Reads `range` of the file, clipped to its length, into the image.
+    let read = |image: &mut [u8], start: u64, size: u64| -> std::io::Result<()> {
+        let end = start.saturating_add(size).min(len);
+        if start < end {
+            file.read_exact_at(&mut image[start as usize..end as usize], start)?;
+        }
+        Ok(())
+    };
+    read(&mut image, 0, EHDR_SIZE)?;
+    if len < EHDR_SIZE || &image[..6] != b"\x7fELF\x02\x01" {
+        read(&mut image, 0, len)?;
+        return Ok(image);
+    }
+    let phoff = u64_at(&image, 32).unwrap_or_default();
+    let phentsize = u64::from(u16_at(&image, 54).unwrap_or_default());
+    let phnum = u64::from(u16_at(&image, 56).unwrap_or_default());
+    read(&mut image, phoff, phentsize.saturating_mul(phnum))?;
+    if phentsize < PHDR_SIZE {
+        return Ok(image); // inspect() refuses it
+    }
+    for index in 0..phnum {
+        let Some(ph) = phoff
+            .checked_add(index * phentsize)
+            .and_then(|start| usize::try_from(start).ok())
+            .and_then(|start| image.get(start..start + PHDR_SIZE as usize))
+        else {
+            break; // past the file: inspect() says truncated
+        };
+        let p_type = u32_at(ph, 0).unwrap_or_default();
+        let (p_offset, p_filesz) = (
+            u64_at(ph, 8).unwrap_or_default(),
+            u64_at(ph, 32).unwrap_or_default(),
+        );
+        if p_type == PT_LOAD || p_type == PT_NOTE {
+            read(&mut image, p_offset, p_filesz)?;
+        }
+    }
+    Ok(image)
+}
+
 /// Loads `elf` into `mem` and writes the PVH boot information: the whole
 /// boot-time memory set-up, done the same way at the first boot and at every
 /// machine reset. Memory need not be fresh: the part of each segment the file
@@ -552,6 +637,56 @@ pub(crate) mod tests {
         let info = inspect(&elf).unwrap();
         assert_eq!(info.pvh_entry, 0x10_0000);
         assert_eq!(info.segments, vec![0x10_0000..0x10_0001]);
+    }
+
+    /// `read_kernel` keeps what loading reads: the exported guest (2 MiB
+    /// with its debug information) loads into the same guest memory from
+    /// the sparse image as from the whole file, and the image holds zeroes
+    /// where the file has its debug information.
+    #[test]
+    fn read_kernel_keeps_the_loaded_segments_and_drops_the_rest() {
+        let elf = crate::guest::ELF;
+        let path = std::env::temp_dir().join(format!("vmm-read-kernel-{}.elf", std::process::id()));
+        std::fs::write(&path, elf).unwrap();
+        let image = read_kernel(&path);
+        std::fs::remove_file(&path).unwrap();
+        let image = image.unwrap();
+        assert_eq!(image.len(), elf.len());
+        let info = inspect(elf).unwrap();
+        assert_eq!(inspect(&image).unwrap(), info);
+        let layout = MemoryLayout::new(8).unwrap();
+        let loaded = |bytes: &[u8]| {
+            let mem = layout.allocate().unwrap();
+            load(&mem, &layout, bytes, "", None).unwrap();
+            info.segments
+                .iter()
+                .map(|range| {
+                    let mut bytes = vec![0u8; (range.end - range.start) as usize];
+                    mem.read_slice(&mut bytes, GuestAddress(range.start))
+                        .unwrap();
+                    bytes
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(loaded(&image), loaded(elf));
+        // The section header table and the debug sections sit after the
+        // segments, in the last 1.5 MiB of the file: zeroes in the image.
+        let tail = elf.len() - (1 << 20)..elf.len();
+        assert!(elf[tail.clone()].iter().any(|&b| b != 0));
+        assert!(image[tail].iter().all(|&b| b == 0));
+    }
+
+    /// A file that is not an ELF is read whole, so that `inspect` names
+    /// what is wrong with it.
+    #[test]
+    fn read_kernel_reads_a_non_elf_file_whole() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 + 1).collect();
+        let path = std::env::temp_dir().join(format!("vmm-read-kernel-{}.bin", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let image = read_kernel(&path);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(image.unwrap(), bytes);
+        assert!(matches!(inspect(&bytes), Err(BootError::NotElf)));
     }
 
     /// Loading again over used memory gives the first boot's memory: the

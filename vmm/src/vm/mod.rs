@@ -19,7 +19,6 @@ mod tap;
 mod time_service;
 mod vcpu;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -57,18 +56,18 @@ const TSS_ADDRESS: usize = 0xfffb_d000;
 ///     cmdline: "run=exit 3".into(),
 ///     ..vmm::VmConfig::default()
 /// };
-/// assert_eq!(config.kernel, vmm::guest::ELF);
+/// assert_eq!(&*config.kernel, vmm::guest::ELF);
 /// ```
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     /// The kernel: an ELF with a PVH entry note.
-    pub kernel: Cow<'static, [u8]>,
+    pub kernel: boot::Image,
     /// The kernel command line.
     pub cmdline: String,
     /// The CPU model: what CPUID the guest is given (`--cpu`).
     pub cpu: cpu_model::CpuModel,
     /// An initial RAM disk, passed as the PVH module (`--initrd`).
-    pub initrd: Option<Cow<'static, [u8]>>,
+    pub initrd: Option<boot::Image>,
     /// Guest RAM in MiB.
     pub memory_mib: u32,
     /// Copy the guest's serial output to stdout (it always goes to the
@@ -86,7 +85,7 @@ pub struct VmConfig {
 impl Default for VmConfig {
     fn default() -> Self {
         VmConfig {
-            kernel: Cow::Borrowed(crate::guest::ELF),
+            kernel: boot::Image::from_static(crate::guest::ELF),
             cmdline: String::new(),
             initrd: None,
             cpu: CpuModel::default(),
@@ -106,9 +105,9 @@ pub(crate) struct BootSetup {
     /// Guest RAM (also read when completing instructions: the IDT).
     pub memory: GuestMemoryMmap,
     layout: memory::MemoryLayout,
-    kernel: Cow<'static, [u8]>,
+    kernel: boot::Image,
     cmdline: String,
-    initrd: Option<Cow<'static, [u8]>>,
+    initrd: Option<boot::Image>,
     power_on: cpu::PowerOnState,
     /// See [`VmConfig::no_reboot`].
     pub no_reboot: bool,
