@@ -125,3 +125,27 @@ fn uptime_follows_host_time() {
         "guest uptime advanced {guest_ms} ms; the host says between {earliest} and {latest} ms"
     );
 }
+
+/// A `timer`'s delay counts from its command, not from when its task first
+/// runs: with `run=` lines the shell goes on to the next line at once, and
+/// here that line busy-waits 250 ms. The 300 ms timer must still fire
+/// during the following 100 ms sleep (ending at about 350 ms), not 300 ms
+/// after the busy wait (about 550 ms, after the sleep and its `uptime`).
+#[test]
+fn a_timer_counts_from_its_command() {
+    let _alone = alone();
+    let output = std::process::Command::new(common::vmm_binary())
+        .args([
+            "--cmdline",
+            "run=timer 300 fired; spin 250; sleep 100; echo slept; sleep 400; exit 0",
+            "--timeout",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let fired = stdout.find("\nfired").expect("the timer fired");
+    let slept = stdout.find("\nslept").expect("the sleep ended");
+    assert!(fired < slept, "the timer fired after the sleep:\n{stdout}");
+}

@@ -155,8 +155,12 @@ async fn run(line: &str, spawner: Spawner) {
         Command::Sleep(ms) => timer::sleep(ms).await,
         Command::Timer { ms, text } => {
             let text = text.to_string();
+            // The deadline counts from the command, not from the spawned
+            // task's first poll (after the shell next waits: with `run=`
+            // lines, after the following lines have run).
+            let timer = timer::sleep(ms);
             let spawned = spawner.spawn(async move {
-                timer::sleep(ms).await;
+                timer.await;
                 print_async_line(&text);
             });
             if let Err(error) = spawned {
