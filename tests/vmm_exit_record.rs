@@ -83,6 +83,34 @@ fn guest_exit_record_and_stats_json() {
     if let Some(kvm) = stats["kvm"].as_object() {
         assert!(kvm.contains_key("exits"), "{stats}");
     }
+    // No key was pressed: no key-to-echo time.
+    assert_eq!(stats["key_echo"], Value::Null, "{stats}");
+}
+
+/// Typed keys are timed inside the VMM, from the press to the guest's next
+/// byte on COM1 (its echo): `key_echo` in the record's stats.
+#[test]
+fn typed_keys_are_timed_to_their_echo() {
+    let (mut command, path) = vmm("key-echo.json");
+    command.args([
+        "--type",
+        "abcdefghij\n",
+        "--type",
+        "exit 0\n",
+        "--timeout",
+        "30",
+    ]);
+    let (code, stderr, record) = run(command, &path);
+    assert_eq!(code, 0, "stderr:\n{stderr}");
+    let echo = &record["stats"]["key_echo"];
+    let count = echo["count"].as_u64().unwrap_or(0);
+    // 18 presses (the letters, the two Enters and "exit 0"); a press the
+    // worker sends before the previous echo left is not timed.
+    assert!((1..=18).contains(&count), "{echo}");
+    let p50 = echo["p50_us"].as_u64().unwrap();
+    let max = echo["max_us"].as_u64().unwrap();
+    assert!(p50 > 0 && p50 <= max, "{echo}");
+    assert!(echo["p99_us"].as_u64().unwrap() <= max, "{echo}");
 }
 
 #[test]

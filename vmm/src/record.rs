@@ -43,6 +43,25 @@ pub struct StatsRecord {
     pub com1_stdout: Option<StdoutCounters>,
     /// COM1's UART: bytes transmitted, host bytes the guest read, overruns.
     pub com1: Com1Counters,
+    /// The VMM's own key-to-echo times; `null` if no key press was
+    /// answered by a COM1 byte.
+    pub key_echo: Option<KeyEchoTimes>,
+}
+
+/// Host key press to the guest's next COM1 byte (`--stats`' `key to echo`
+/// line), in microseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyEchoTimes {
+    /// Presses timed.
+    pub count: u64,
+    /// Median (10 µs resolution).
+    pub p50_us: u64,
+    /// 99th percentile (10 µs resolution).
+    pub p99_us: u64,
+    /// Mean.
+    pub mean_us: u64,
+    /// Longest.
+    pub max_us: u64,
 }
 
 /// COM1's UART counters (`--stats`'s `com1:` line).
@@ -142,6 +161,13 @@ impl StatsRecord {
                 rx_bytes: report.serial.rx_bytes,
                 rx_overruns: report.serial.rx_overruns,
             },
+            key_echo: report.key_echo.map(|echo| KeyEchoTimes {
+                count: echo.count,
+                p50_us: echo.p50.as_micros() as u64,
+                p99_us: echo.p99.as_micros() as u64,
+                mean_us: echo.mean.as_micros() as u64,
+                max_us: echo.max.as_micros() as u64,
+            }),
         }
     }
 

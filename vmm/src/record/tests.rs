@@ -27,6 +27,13 @@ fn report(reason: ExitReason, status: i32) -> RunReport {
             tx_bytes: 11,
             ..SerialStats::default()
         },
+        key_echo: Some(crate::vm::key_echo::KeyEchoSummary {
+            count: 3,
+            p50: Duration::from_micros(710),
+            p99: Duration::from_micros(1250),
+            mean: Duration::from_micros(802),
+            max: Duration::from_micros(1243),
+        }),
     }
 }
 
@@ -59,14 +66,20 @@ fn stats_carry_every_counter_zeros_included() {
     assert_eq!(value["resets"], json!(2));
     assert_eq!(value["unclaimed_ports"], json!({"reads": 4, "writes": 0}));
     assert_eq!(value["com1_stdout"], json!({"dropped": 0, "unwritten": 5}));
+    assert_eq!(
+        value["key_echo"],
+        json!({"count": 3, "p50_us": 710, "p99_us": 1250, "mean_us": 802, "max_us": 1243})
+    );
 }
 
 #[test]
 fn stats_without_kvm_counters_say_null() {
     let mut report = report(ExitReason::GuestExit(0), 0);
     report.vcpu.kvm.clear();
+    report.key_echo = None;
     let value = json_of(&StatsRecord::new(&report, None));
     assert_eq!(value["kvm"], Value::Null);
+    assert_eq!(value["key_echo"], Value::Null);
     assert_eq!(value["com1_stdout"], Value::Null);
 }
 

@@ -19,23 +19,36 @@ pub(crate) struct Console {
     stdout: Option<&'static StdoutSink>,
     sink: Option<StdoutSink>,
     tap: SerialTap,
+    /// Told of every transmitted byte (it ends a key-to-echo wait).
+    key_echo: std::sync::Arc<super::key_echo::Probe>,
 }
 
 impl Console {
     /// Output to `tap`, with `to_stdout` to the process's stdout, and to
-    /// `sink` if given.
-    pub fn new(tap: SerialTap, to_stdout: bool, sink: Option<StdoutSink>) -> Self {
+    /// `sink` if given; every write is reported to `key_echo`.
+    pub fn new(
+        tap: SerialTap,
+        to_stdout: bool,
+        sink: Option<StdoutSink>,
+        key_echo: std::sync::Arc<super::key_echo::Probe>,
+    ) -> Self {
         let stdout = if to_stdout {
             StdoutSink::stdout()
         } else {
             None
         };
-        Self { stdout, sink, tap }
+        Self {
+            stdout,
+            sink,
+            tap,
+            key_echo,
+        }
     }
 }
 
 impl Write for Console {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.key_echo.transmitted();
         self.tap.push(data);
         if let Some(stdout) = self.stdout {
             stdout.push(data);

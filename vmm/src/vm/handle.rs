@@ -32,6 +32,9 @@ impl VmHandle {
             return;
         }
         let change = state.platform.key_event(set2_code, down);
+        // Under the machine lock, so the guest cannot answer before the
+        // press is stamped.
+        self.shared.key_echo.key(down);
         self.shared.after_host_event(&state, change);
     }
 

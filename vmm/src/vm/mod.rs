@@ -10,6 +10,7 @@ mod cpu;
 pub mod cpu_model;
 mod events;
 mod handle;
+pub mod key_echo;
 mod kick;
 mod kvm_stats;
 pub mod memory;
@@ -180,6 +181,9 @@ pub struct RunReport {
     pub platform: PlatformStats,
     /// COM1's counters.
     pub serial: SerialStats,
+    /// The VMM's own key-to-echo times (see [`key_echo`]); `None` if no
+    /// press was answered.
+    pub key_echo: Option<key_echo::KeyEchoSummary>,
 }
 
 impl RunReport {
@@ -254,6 +258,23 @@ impl RunReport {
             "  com1: {} bytes transmitted, {} bytes of host input read by the guest, {} overruns",
             self.serial.tx_bytes, self.serial.rx_bytes, self.serial.rx_overruns
         );
+        match &self.key_echo {
+            Some(echo) => {
+                let _ = writeln!(
+                    out,
+                    "  key to echo (host key press to the guest's next COM1 byte): {} keys, \
+                     p50 {} µs, p99 {} µs, mean {} µs, max {} µs",
+                    echo.count,
+                    echo.p50.as_micros(),
+                    echo.p99.as_micros(),
+                    echo.mean.as_micros(),
+                    echo.max.as_micros()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  key to echo: no key answered");
+            }
+        }
         let _ = write!(
             out,
             "  unclaimed ports: {} reads, {} writes",
@@ -327,10 +348,12 @@ impl Vm {
 
         let clock = MonotonicClock::default();
         let tap = SerialTap::new();
+        let key_echo = Arc::new(key_echo::Probe::new(clock.clone()));
         let console = console::Console::new(
             tap.clone(),
             config.serial_to_stdout,
             config.serial_sink.clone(),
+            key_echo.clone(),
         );
         let platform = platform::Platform::pc(&clock, Box::new(console)).map_err(Error::PortMap)?;
         // KVM's statistics files are opened here, before any thread is
@@ -340,8 +363,8 @@ impl Vm {
             vm: open_kvm_stats(&vm),
             vcpu: open_kvm_stats(&vcpu),
         };
-        let shared =
-            state::Shared::new(platform, tap, kvm_stats).map_err(|e| Error::Host("eventfd", e))?;
+        let shared = state::Shared::new(platform, tap, kvm_stats, key_echo)
+            .map_err(|e| Error::Host("eventfd", e))?;
         Ok(Self {
             vcpu,
             _vm: vm,
@@ -443,6 +466,7 @@ impl Vm {
             vcpu: vcpu_stats,
             platform,
             serial,
+            key_echo: shared.key_echo.summary(),
         })
     }
 }

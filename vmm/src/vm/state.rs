@@ -166,6 +166,9 @@ pub(crate) struct Shared {
     pub machine_events: super::events::EventHub,
     /// KVM's statistics files, read without the machine lock (`pread`).
     pub kvm_stats: KvmStatsFiles,
+    /// The VMM's key-to-echo times (host key presses; the console reports
+    /// the transmitted bytes).
+    pub key_echo: std::sync::Arc<super::key_echo::Probe>,
 }
 
 /// KVM's binary statistics of the VM and of its vCPU, where the host has
@@ -182,6 +185,7 @@ impl Shared {
         platform: Platform,
         tap: SerialTap,
         kvm_stats: KvmStatsFiles,
+        key_echo: std::sync::Arc<super::key_echo::Probe>,
     ) -> std::io::Result<Self> {
         Ok(Self {
             state: Mutex::new(State {
@@ -194,6 +198,7 @@ impl Shared {
             tap,
             machine_events: Default::default(),
             kvm_stats,
+            key_echo,
         })
     }
 
