@@ -125,3 +125,50 @@ fn bad_models_are_refused_with_one_line() {
     assert_eq!(vm.wait(Duration::from_secs(20)).code(), Some(2));
     assert!(vm.stderr.text().contains("unknown CPU feature \"nosuch\""));
 }
+
+/// 32-bit code: `cpuid` leaf 0x40000001 (KVM's paravirtual features), then
+/// `out 0xf4` with bit 0 = poll control (EAX bit 12), bit 1 = async page
+/// faults as an interrupt (bit 14), bit 2 = kvmclock, second version (bit 3,
+/// to show the leaf is KVM's).
+const KVM_FEATURES_EXIT: &[u8] = &[
+    0xb8, 0x01, 0x00, 0x00, 0x40, // mov eax, 0x40000001
+    0x0f, 0xa2, // cpuid
+    0x89, 0xc1, // mov ecx, eax
+    0xc1, 0xe8, 0x0c, // shr eax, 12
+    0x83, 0xe0, 0x01, // and eax, 1
+    0x89, 0xca, // mov edx, ecx
+    0xc1, 0xea, 0x0d, // shr edx, 13
+    0x83, 0xe2, 0x02, // and edx, 2
+    0x09, 0xd0, // or eax, edx
+    0xc1, 0xe9, 0x01, // shr ecx, 1
+    0x83, 0xe1, 0x04, // and ecx, 4
+    0x09, 0xc8, // or eax, ecx
+    0xe6, 0xf4, // out 0xf4, al
+    0xf4, // hlt
+];
+
+/// The paravirtual features that need KVM's in-kernel irqchip are never
+/// offered, in any model: async page faults as an interrupt (KVM refuses
+/// its MSR without an in-kernel local APIC, and Linux logs the fault) and
+/// poll control. kvmclock stays.
+#[test]
+fn kvm_features_needing_an_in_kernel_irqchip_are_left_out() {
+    require_kvm();
+    let path = scratch_path("kvm-features.elf");
+    std::fs::write(&path, PvhElf::new(LOAD, KVM_FEATURES_EXIT).build()).unwrap();
+    for model in ["host", "baseline"] {
+        let mut command = Command::new(vmm_binary());
+        command
+            .arg("--kernel")
+            .arg(&path)
+            .args(["--timeout", "20", "--cpu", model]);
+        let mut vm = Machine::spawn(command);
+        let status = vm.wait(Duration::from_secs(40));
+        assert_eq!(
+            status.code(),
+            Some(4),
+            "--cpu {model}: {}",
+            vm.stderr.text()
+        );
+    }
+}
