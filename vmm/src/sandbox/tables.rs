@@ -344,7 +344,13 @@ pub fn role_calls(role: Role) -> Vec<Allowed> {
             allow!(SYS_write),
         ],
         Role::Stdin => vec![allow!(SYS_read, Only::Fd(0)), allow!(SYS_write)],
-        Role::KeyWorker | Role::Script | Role::Timeout => vec![allow!(SYS_write)],
+        // Each holds a handle on the machine and may drop the last one when
+        // the machine stops first: the machine's eventfd and KVM statistics
+        // fds are then closed on this thread (seen: a guest that resets at
+        // once under `--no-reboot`, the key worker ending last).
+        Role::KeyWorker | Role::Script | Role::Timeout => {
+            vec![allow!(SYS_write), allow!(SYS_close)]
+        }
         Role::Terminal => vec![
             allow!(SYS_read, Only::Fd(0)),
             allow!(SYS_poll),

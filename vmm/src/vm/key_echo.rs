@@ -116,7 +116,8 @@ impl KeyEcho {
             count: self.count,
             p50: at_rank(rank(50)),
             p99: at_rank(rank(99)),
-            mean: self.total / self.count as u32,
+            // No `Duration / u32`: a count past u32::MAX must not divide by 0.
+            mean: Duration::from_nanos((self.total.as_nanos() / u128::from(self.count)) as u64),
             max: self.max,
         })
     }
