@@ -120,6 +120,19 @@ fn cpuid_timing_leaf_gives_the_tsc_frequency() {
     }
 }
 
+/// Boots a tiny PVH kernel of 32-bit `code` (written to `name`) with
+/// `--stats`: its exit status and stderr.
+fn run_with_stats(name: &str, code: &[u8]) -> (Option<i32>, String) {
+    let elf = write_temp(name, &tiny_elf(code, true));
+    let mut command = vmm();
+    command
+        .arg("--kernel")
+        .arg(&elf)
+        .args(["--timeout", "10", "--stats"]);
+    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    (status, stderr)
+}
+
 /// `popcnt` is one of the instructions KVM's emulator on this project's
 /// hosts cannot run; the VMM completes it (vmm/src/vm/complete), so a guest
 /// that counts bits gets the count.
@@ -131,13 +144,7 @@ fn popcnt_is_completed_by_the_vmm() {
         0xb8, 0xff, 0x00, 0x0f, 0x0f, 0xf3, 0x0f, 0xb8, 0xd8, 0x88, 0xd8, 0xe6, 0xf4, 0xf4, 0xeb,
         0xfd,
     ];
-    let elf = write_temp("popcnt.elf", &tiny_elf(&code, true));
-    let mut command = vmm();
-    command
-        .arg("--kernel")
-        .arg(&elf)
-        .args(["--timeout", "10", "--stats"]);
-    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    let (status, stderr) = run_with_stats("popcnt.elf", &code);
     assert_eq!(status, Some(16), "stderr:\n{stderr}");
     assert!(
         stderr.contains("instructions completed by the VMM (KVM's emulator could not): 1"),
@@ -146,7 +153,7 @@ fn popcnt_is_completed_by_the_vmm() {
 }
 
 /// `ldmxcsr` is another: every Linux `kernel_fpu_begin` runs it. The VMM
-/// completes it through the vCPU's FPU state (`KVM_SET_FPU`), so MXCSR
+/// completes it through the vCPU's XSAVE image (`KVM_SET_XSAVE`), so MXCSR
 /// holds the loaded value: `stmxcsr` (completed or emulated) reads it back.
 #[test]
 fn ldmxcsr_is_completed_by_the_vmm() {
@@ -163,13 +170,7 @@ fn ldmxcsr_is_completed_by_the_vmm() {
         0xc1, 0xe8, 0x08, // shr eax, 8
         0xe6, 0xf4, 0xf4, 0xeb, 0xfd, // out 0xf4, al; hlt; jmp $-1
     ];
-    let elf = write_temp("ldmxcsr.elf", &tiny_elf(&code, true));
-    let mut command = vmm();
-    command
-        .arg("--kernel")
-        .arg(&elf)
-        .args(["--timeout", "10", "--stats"]);
-    let (status, _, stderr) = run(command, Duration::from_secs(20));
+    let (status, stderr) = run_with_stats("ldmxcsr.elf", &code);
     // MXCSR 0x7f80: the default 0x1f80 with rounding toward zero.
     assert_eq!(status, Some(0x7f), "stderr:\n{stderr}");
     let completed = stderr

@@ -150,15 +150,20 @@ impl Probe {
     /// A host key event now.
     pub fn key(&self, down: bool) {
         use crate::clock::Clock;
-        let now = self.clock.now();
-        self.echo().key(down, now);
+        let mut echo = self.echo();
+        if down && echo.pending.is_none() {
+            echo.key(down, self.clock.now());
+        }
     }
 
-    /// The guest transmitted a COM1 byte now.
+    /// The guest transmitted a COM1 byte now. Called for every byte: the
+    /// clock is read only when a press waits for one.
     pub fn transmitted(&self) {
         use crate::clock::Clock;
-        let now = self.clock.now();
-        self.echo().transmitted(now);
+        let mut echo = self.echo();
+        if echo.pending.is_some() {
+            echo.transmitted(self.clock.now());
+        }
     }
 
     /// See [`KeyEcho::summary`].

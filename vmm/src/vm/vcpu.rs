@@ -427,10 +427,6 @@ impl VcpuLoop<'_> {
             return Err("real mode: KVM's emulator handles it".into());
         }
         let fpu = self.vcpu.get_fpu().map_err(|e| kvm("KVM_GET_FPU", e))?;
-        // MXCSR comes from the XSAVE image, not `kvm_fpu`: on this host
-        // KVM_GET_FPU reports MXCSR as 0 and KVM_SET_FPU does not load it
-        // (measured: the FXSAVE image said 0x1f80 meanwhile).
-        let mut xsave = self.vcpu.get_xsave().map_err(|e| kvm("KVM_GET_XSAVE", e))?;
         let cpu = CpuView {
             bitness: match (sregs.cs.l, sregs.cs.db) {
                 (1, _) => 64,
@@ -447,16 +443,15 @@ impl VcpuLoop<'_> {
                 osfxsr: sregs.cr4 & CR4_OSFXSR != 0,
                 emulate: sregs.cr0 & CR0_EM != 0,
                 task_switched: sregs.cr0 & CR0_TS != 0,
-                mxcsr: xsave.region[xsave_image::MXCSR],
             },
         };
-        let guest = GuestView {
+        let mut guest = GuestView {
             vcpu: self.vcpu,
             memory: &self.boot.memory,
             regs: &regs,
             sregs: &sregs,
             gate_size: if sregs.efer & EFER_LMA != 0 { 16 } else { 8 },
-            mxcsr_mask: xsave.region[xsave_image::MXCSR_MASK],
+            xsave: std::cell::OnceCell::new(),
         };
         let completion = complete(bytes, &cpu, &guest).map_err(|e| e.to_string())?;
         log::debug!("completed {bytes:02x?} at {:#x}: {completion:?}", regs.rip);
@@ -503,6 +498,12 @@ impl VcpuLoop<'_> {
                 }
             }
             Completion::LoadMxcsr { len, mxcsr } => {
+                // The image the completion read MXCSR_MASK from.
+                let mut xsave = guest
+                    .xsave
+                    .take()
+                    .flatten()
+                    .ok_or("KVM_GET_XSAVE failed: MXCSR cannot be loaded")?;
                 xsave.region[xsave_image::MXCSR] = mxcsr;
                 // KVM loads MXCSR from the image only with the SSE (or
                 // AVX) component marked present in XSTATE_BV; the XMM
@@ -585,8 +586,13 @@ struct GuestView<'a> {
     sregs: &'a kvm_bindings::kvm_sregs,
     /// Bytes per IDT gate: 16 in long mode, 8 otherwise.
     gate_size: u64,
-    /// MXCSR_MASK from the vCPU's FXSAVE image.
-    mxcsr_mask: u32,
+    /// The vCPU's XSAVE image, read at the first need (`None`: the read
+    /// failed). MXCSR comes from there, not from `kvm_fpu`: on this host
+    /// KVM_GET_FPU reports MXCSR as 0 and KVM_SET_FPU does not load it
+    /// (measured: the FXSAVE image said 0x1f80 meanwhile). Only
+    /// `LDMXCSR`/`STMXCSR` need it, so the other completions skip the 4 KiB
+    /// copy.
+    xsave: std::cell::OnceCell<Option<Box<kvm_bindings::kvm_xsave>>>,
 }
 
 /// 32-bit word indices into `kvm_xsave::region` (SDM vol. 1, 10.5.1 and
@@ -603,6 +609,14 @@ mod xsave_image {
 }
 
 impl GuestView<'_> {
+    /// 32-bit word `index` of the vCPU's XSAVE image.
+    fn xsave_word(&self, index: usize) -> Option<u32> {
+        self.xsave
+            .get_or_init(|| self.vcpu.get_xsave().ok().map(Box::new))
+            .as_ref()
+            .map(|xsave| xsave.region[index])
+    }
+
     /// Calls `each(guest physical address, range in the buffer)` for the
     /// page-sized pieces of `len` bytes at linear `address`; false if a
     /// page is not mapped.
@@ -677,8 +691,12 @@ impl super::complete::GuestAccess for GuestView<'_> {
         })
     }
 
-    fn mxcsr_mask(&self) -> u32 {
-        self.mxcsr_mask
+    fn mxcsr(&self) -> Option<u32> {
+        self.xsave_word(xsave_image::MXCSR)
+    }
+
+    fn mxcsr_mask(&self) -> Option<u32> {
+        self.xsave_word(xsave_image::MXCSR_MASK)
     }
 }
 

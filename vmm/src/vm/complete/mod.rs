@@ -59,8 +59,6 @@ pub struct SseView {
     pub emulate: bool,
     /// CR0.TS: the next x87/SSE instruction raises #NM.
     pub task_switched: bool,
-    /// MXCSR.
-    pub mxcsr: u32,
 }
 
 impl SseView {
@@ -102,10 +100,14 @@ pub trait GuestAccess {
     /// Reads guest memory at linear address `address`; false if any byte
     /// is not mapped to RAM.
     fn read(&self, address: u64, bytes: &mut [u8]) -> bool;
-    /// MXCSR_MASK from the vCPU's FXSAVE image: the MXCSR bits `LDMXCSR`
-    /// may set; the rest are reserved. 0 means the processor does not
-    /// report one ([`SseView::DEFAULT_MXCSR_MASK`] applies).
-    fn mxcsr_mask(&self) -> u32;
+    /// MXCSR (`None`: unreadable). Asked only by `STMXCSR`: reading it
+    /// costs the VMM the vCPU's whole XSAVE image.
+    fn mxcsr(&self) -> Option<u32>;
+    /// MXCSR_MASK from the vCPU's FXSAVE image (`None`: unreadable): the
+    /// MXCSR bits `LDMXCSR` may set; the rest are reserved. 0 means the
+    /// processor does not report one ([`SseView::DEFAULT_MXCSR_MASK`]
+    /// applies).
+    fn mxcsr_mask(&self) -> Option<u32>;
 }
 
 /// What completes the instruction, architecturally.
@@ -383,7 +385,8 @@ fn cmpxchg16b(
 }
 
 /// LDMXCSR m32 / STMXCSR m32: MXCSR from or to memory. #UD with CR0.EM
-/// set or CR4.OSFXSR clear (or a LOCK prefix), then #NM with CR0.TS set;
+/// set or CR4.OSFXSR clear, then #NM with CR0.TS set (a LOCK prefix, #UD
+/// too, never gets here: the decoder rejects the encoding);
 /// LDMXCSR of a value with a bit outside MXCSR_MASK is a #GP(0) (SDM vol. 2,
 /// LDMXCSR, "Protected Mode Exceptions").
 fn mxcsr(
@@ -392,7 +395,7 @@ fn mxcsr(
     guest: &dyn GuestAccess,
 ) -> Result<Completion, Unhandled> {
     let sse = &cpu.sse;
-    if sse.emulate || !sse.osfxsr || instruction.has_lock_prefix() {
+    if sse.emulate || !sse.osfxsr {
         return Ok(Completion::Fault {
             vector: vector::INVALID_OPCODE,
             error_code: None,
@@ -408,12 +411,14 @@ fn mxcsr(
     let address = memory_address(instruction, 0, guest)
         .ok_or_else(|| Unhandled(format!("{mnemonic} with an unresolvable address")))?;
     let len = instruction.len() as u64;
+    let unreadable = || Unhandled(format!("{mnemonic} with the vCPU's SSE state unreadable"));
     if instruction.code() == Code::Stmxcsr_m32 {
+        let mxcsr = guest.mxcsr().ok_or_else(unreadable)?;
         return Ok(Completion::Update {
             len,
             rflags: cpu.rflags,
             registers: Vec::new(),
-            memory: Some((address, sse.mxcsr.to_le_bytes().to_vec())),
+            memory: Some((address, mxcsr.to_le_bytes().to_vec())),
         });
     }
     let mut bytes = [0u8; 4];
@@ -423,7 +428,7 @@ fn mxcsr(
         )));
     }
     let value = u32::from_le_bytes(bytes);
-    let mask = match guest.mxcsr_mask() {
+    let mask = match guest.mxcsr_mask().ok_or_else(unreadable)? {
         0 => SseView::DEFAULT_MXCSR_MASK,
         mask => mask,
     };

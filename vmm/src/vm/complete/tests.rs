@@ -14,7 +14,6 @@ const KERNEL: CpuView = CpuView {
         osfxsr: true,
         emulate: false,
         task_switched: false,
-        mxcsr: 0x1f80,
     },
 };
 
@@ -32,6 +31,8 @@ struct Fake {
     idt_end: Option<u8>,
     /// Gates with DPL 3.
     user_gates: Vec<u8>,
+    /// MXCSR.
+    mxcsr: u32,
     /// MXCSR_MASK (0: not reported).
     mxcsr_mask: u32,
 }
@@ -41,6 +42,7 @@ impl Fake {
         Self {
             memory: std::cell::RefCell::new(vec![0; 0x1_0000]),
             user_gates: vec![3, 0x80],
+            mxcsr: 0x1f80,
             mxcsr_mask: 0xffff,
             ..Self::default()
         }
@@ -80,8 +82,12 @@ impl GuestAccess for Fake {
         }
     }
 
-    fn mxcsr_mask(&self) -> u32 {
-        self.mxcsr_mask
+    fn mxcsr(&self) -> Option<u32> {
+        Some(self.mxcsr)
+    }
+
+    fn mxcsr_mask(&self) -> Option<u32> {
+        Some(self.mxcsr_mask)
     }
 }
 
@@ -344,11 +350,11 @@ fn with_sse(change: impl FnOnce(&mut SseView)) -> CpuView {
 
 #[test]
 fn ldmxcsr_loads_mxcsr_from_memory() {
-    let guest = Fake::new().with(Register::RSP, 0x2000);
+    let mut guest = Fake::new().with(Register::RSP, 0x2000);
+    guest.mxcsr = 0x1fbf;
     guest.memory.borrow_mut()[0x2004..0x2008].copy_from_slice(&0x1f80_u32.to_le_bytes());
-    let cpu = with_sse(|sse| sse.mxcsr = 0x1fbf);
     assert_eq!(
-        complete(&LDMXCSR_RSP_4, &cpu, &guest),
+        complete(&LDMXCSR_RSP_4, &KERNEL, &guest),
         Ok(Completion::LoadMxcsr {
             len: 5,
             mxcsr: 0x1f80
@@ -432,10 +438,10 @@ fn mxcsr_instructions_fault_as_the_sdm_orders_it() {
 
 #[test]
 fn stmxcsr_stores_mxcsr() {
-    let guest = Fake::new().with(Register::RAX, 0x3000);
-    let cpu = with_sse(|sse| sse.mxcsr = 0x1fa5);
+    let mut guest = Fake::new().with(Register::RAX, 0x3000);
+    guest.mxcsr = 0x1fa5;
     assert_eq!(
-        complete(&STMXCSR_RAX, &cpu, &guest),
+        complete(&STMXCSR_RAX, &KERNEL, &guest),
         Ok(Completion::Update {
             len: 3,
             rflags: KERNEL.rflags,
