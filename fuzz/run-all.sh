@@ -16,6 +16,8 @@ trap 'rm -f "$log"' EXIT
 for target in $(cargo +nightly fuzz list); do
     echo "== fuzz $target for $1 s"
     if ! ./run.sh "$target" "$1" >"$log" 2>&1; then
+        # The panic message comes before the backtrace, which can be long.
+        grep -A 4 -m 1 'panicked at' "$log" || true
         tail -n 60 "$log"
         echo "error: fuzz target $target failed" >&2
         exit 1

@@ -70,12 +70,17 @@ impl ManualClock {
     /// Moves the time forward by `dt` (saturating).
     pub fn advance(&self, dt: Duration) {
         let dt = u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX);
-        // fetch_update never fails with a closure that always returns Some.
-        let _ = self
-            .nanos
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |ns| {
-                Some(ns.saturating_add(dt))
-            });
+        let mut ns = self.nanos.load(Ordering::SeqCst);
+        // A compare-exchange loop: another thread's advance between the load
+        // and the exchange is retried, never lost.
+        while let Err(now) = self.nanos.compare_exchange_weak(
+            ns,
+            ns.saturating_add(dt),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            ns = now;
+        }
     }
 }
 

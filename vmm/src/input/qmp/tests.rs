@@ -173,6 +173,39 @@ fn negotiation_required_and_once() {
     );
 }
 
+/// An `id` comes back as the client sent it: a number too large for an
+/// integer is parsed to the nearest double, which our answer writes so that
+/// it reads back as the same double (the fuzzer found a 40-digit id that
+/// came back one unit in the last place off).
+#[test]
+fn a_numeric_id_comes_back_unchanged() {
+    let mock = Mock::default();
+    let mut s = ready(&mock);
+    for id in [
+        "3333333333333333333333333333333333333330",
+        "1e308",
+        "0.1",
+        "-2.5e-300",
+        "18446744073709551616",
+    ] {
+        let out = run(
+            &mut s,
+            &mock,
+            &format!(r#"{{"execute":"query-status","id":{id}}}"#),
+        );
+        let sent: Value = serde_json::from_str(id).unwrap();
+        assert_eq!(out[0]["id"], sent, "id {id}");
+        let wire = serde_json::to_string(&out[0]).unwrap();
+        let read_back: Value = serde_json::from_str(&wire).unwrap();
+        assert_eq!(read_back, out[0], "id {id} on the wire: {wire}");
+        assert_eq!(
+            read_back["id"].as_f64(),
+            id.parse::<f64>().ok(),
+            "id {id} is not the nearest double"
+        );
+    }
+}
+
 #[test]
 fn unknown_command_and_bad_requests() {
     let mock = Mock::default();
