@@ -21,18 +21,18 @@
 //!
 //! Confinement is off until [`enable`] (the `vmm` binary calls it unless
 //! `--no-seccomp`), so embedders and the in-process tests are unaffected.
+pub mod bpf;
 mod names;
 mod tables;
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::BpfProgram;
+
+use bpf::{Check, Rule};
 
 pub use tables::{allowed, markdown, Allowed, Only, Role, Signal};
 
@@ -53,9 +53,6 @@ thread_local! {
 /// Why a thread could not be confined.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The filter could not be compiled (a bug in the table).
-    #[error("cannot build the seccomp filter of the {0} thread: {1}")]
-    Build(&'static str, seccompiler::BackendError),
     /// The kernel refused the filter.
     #[error("cannot install the seccomp filter of the {0} thread: {1}")]
     Install(&'static str, seccompiler::Error),
@@ -119,7 +116,7 @@ pub fn confine(role: Role) -> Result<(), Error> {
     if !enabled() {
         return Ok(());
     }
-    let program = compile(role)?;
+    let program = compile(role);
     THREAD.with(|name| name.set(role.thread_name()));
     seccompiler::apply_filter(&program).map_err(|e| Error::Install(role.thread_name(), e))
 }
@@ -136,54 +133,46 @@ pub fn confine_or_exit(role: Role) {
     }
 }
 
-/// `role`'s filter as BPF: its [`allowed`] calls allowed (with any
-/// argument if one entry says so, else with any entry's arguments), every
-/// other call trapped.
-pub fn compile(role: Role) -> Result<BpfProgram, Error> {
-    let build = |e| Error::Build(role.thread_name(), e);
-    let condition = |arg: u8, op: SeccompCmpOp, value: u64| {
-        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value).map_err(build)
-    };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    let mut unconditional = BTreeSet::new();
+/// `role`'s rules by system call number: its [`allowed`] calls, with any
+/// argument if one entry says so, else with any entry's arguments (in the
+/// table's order).
+pub fn rules(role: Role) -> BTreeMap<u32, Rule> {
+    let mut rules: BTreeMap<u32, Rule> = BTreeMap::new();
     for entry in allowed(role) {
-        let alternatives: Vec<SeccompCondition> = match entry.only {
+        let nr = u32::try_from(entry.nr).expect("system call numbers are small");
+        let check = |arg, mask, value| Check { arg, mask, value };
+        let checks: Vec<Check> = match entry.only {
             Only::Any => {
-                unconditional.insert(entry.nr);
-                Vec::new()
+                rules.insert(nr, Rule::Always);
+                continue;
             }
             Only::Ioctls(requests) => requests
                 .iter()
-                .map(|(_, request)| condition(1, SeccompCmpOp::Eq, u64::from(*request)))
-                .collect::<Result<_, _>>()?,
-            Only::NoExec(arg) => vec![condition(
-                arg,
-                SeccompCmpOp::MaskedEq(libc::PROT_EXEC as u64),
-                0,
-            )?],
-            Only::Fd(fd) => vec![condition(0, SeccompCmpOp::Eq, fd as u64)?],
+                .map(|(_, request)| check(1, u32::MAX, *request))
+                .collect(),
+            Only::NoExec(arg) => vec![check(arg, libc::PROT_EXEC as u32, 0)],
+            Only::Fd(fd) => vec![check(0, u32::MAX, fd as u32)],
             Only::Signals(arg, signals) => signals
                 .iter()
-                .map(|signal| condition(arg, SeccompCmpOp::Eq, signal.number() as u64))
-                .collect::<Result<_, _>>()?,
+                .map(|signal| check(arg, u32::MAX, signal.number() as u32))
+                .collect(),
         };
-        let entry_rules = rules.entry(entry.nr).or_default();
-        for alternative in alternatives {
-            entry_rules.push(SeccompRule::new(vec![alternative]).map_err(build)?);
+        match rules.entry(nr).or_insert_with(|| Rule::AnyOf(Vec::new())) {
+            Rule::Always => {}
+            Rule::AnyOf(list) => list.extend(checks),
         }
     }
-    // An empty rule list allows the call whatever its arguments.
-    for nr in unconditional {
-        rules.insert(nr, Vec::new());
-    }
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Trap,
-        SeccompAction::Allow,
-        TargetArch::x86_64,
+    rules
+}
+
+/// `role`'s filter as BPF ([`bpf`]): its [`rules`] allowed, every other
+/// call trapped, any architecture but x86-64 killed.
+pub fn compile(role: Role) -> BpfProgram {
+    bpf::compile(
+        &rules(role),
+        libc::SECCOMP_RET_ALLOW,
+        libc::SECCOMP_RET_TRAP,
     )
-    .map_err(build)?;
-    filter.try_into().map_err(build)
 }
 
 /// The name of system call `nr` (`"?"` for an unknown number).

@@ -1,11 +1,232 @@
 use super::*;
 
-/// Every role's filter compiles (conditions in range, no duplicate keys).
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
+};
+
+/// `AUDIT_ARCH_I386`: what an `int 0x80` from a 64-bit process carries.
+const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
+
+/// The reference: `role`'s rules compiled by seccompiler (a linear chain),
+/// as this module did before [`bpf`].
+fn seccompiler_program(role: Role) -> BpfProgram {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for (nr, rule) in super::rules(role) {
+        let conditions = match rule {
+            Rule::Always => Vec::new(),
+            Rule::AnyOf(checks) => checks
+                .iter()
+                .map(|c| {
+                    let op = if c.mask == u32::MAX {
+                        SeccompCmpOp::Eq
+                    } else {
+                        SeccompCmpOp::MaskedEq(u64::from(c.mask))
+                    };
+                    let condition =
+                        SeccompCondition::new(c.arg, SeccompCmpArgLen::Dword, op, c.value.into())
+                            .unwrap();
+                    SeccompRule::new(vec![condition]).unwrap()
+                })
+                .collect(),
+        };
+        rules.insert(nr.into(), conditions);
+    }
+    SeccompFilter::new(
+        rules,
+        SeccompAction::Trap,
+        SeccompAction::Allow,
+        TargetArch::x86_64,
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+/// A `struct seccomp_data`.
+fn data(arch: u32, nr: u32, args: [u64; 6]) -> [u8; 64] {
+    let mut d = [0; 64];
+    d[0..4].copy_from_slice(&nr.to_le_bytes());
+    d[4..8].copy_from_slice(&arch.to_le_bytes());
+    for (i, arg) in args.iter().enumerate() {
+        d[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_le_bytes());
+    }
+    d
+}
+
+/// What `rules` say of a call, straight from the rules.
+fn expected(rules: &BTreeMap<u32, Rule>, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    if arch != bpf::AUDIT_ARCH_X86_64 {
+        return libc::SECCOMP_RET_KILL_PROCESS;
+    }
+    let allowed = match rules.get(&nr) {
+        None => false,
+        Some(Rule::Always) => true,
+        Some(Rule::AnyOf(checks)) => checks
+            .iter()
+            .any(|c| (args[usize::from(c.arg)] as u32) & c.mask == c.value & c.mask),
+    };
+    if allowed {
+        libc::SECCOMP_RET_ALLOW
+    } else {
+        libc::SECCOMP_RET_TRAP
+    }
+}
+
+/// Argument lists to try against `rules`: each value any check names
+/// (with and without its mask's complement, with high bits set or clear)
+/// in each argument position, others zero or all ones.
+fn argument_lists(rules: &BTreeMap<u32, Rule>) -> Vec<[u64; 6]> {
+    let mut values = vec![0u64, 1, 2, 0xdead, u32::MAX.into(), u64::MAX];
+    for rule in rules.values() {
+        if let Rule::AnyOf(checks) = rule {
+            for c in checks {
+                let v = u64::from(c.value);
+                values.extend([v, v | (1 << 32), v | u64::from(!c.mask), v ^ 1]);
+            }
+        }
+    }
+    values.sort_unstable();
+    values.dedup();
+    let mut lists = Vec::new();
+    for arg in 0..6 {
+        for &v in &values {
+            for background in [0, u64::MAX] {
+                let mut args = [background; 6];
+                args[arg] = v;
+                lists.push(args);
+            }
+        }
+    }
+    lists
+}
+
+/// Every role's filter gives the rules' verdict, and seccompiler's, on
+/// every system call number (x32 and out-of-range ones too), both
+/// architectures and every argument value the rules name.
 #[test]
-fn every_role_compiles() {
+fn every_role_filter_follows_its_rules_and_agrees_with_seccompiler() {
     for role in Role::ALL {
-        let program = compile(role).unwrap_or_else(|e| panic!("{role:?}: {e}"));
-        assert!(!program.is_empty());
+        let rules = super::rules(role);
+        let ours = compile(role);
+        let reference = seccompiler_program(role);
+        let lists = argument_lists(&rules);
+        let numbers = (0..=460u32).chain([0x4000_0000, 0x4000_0001, 0x4000_0000 | 16, u32::MAX]);
+        for nr in numbers {
+            for arch in [bpf::AUDIT_ARCH_X86_64, AUDIT_ARCH_I386] {
+                // Every argument list for the numbers with rules; a few
+                // for the rest (no argument matters there).
+                let tried = if rules.contains_key(&nr) {
+                    &lists[..]
+                } else {
+                    &lists[..2]
+                };
+                for &args in tried {
+                    let d = data(arch, nr, args);
+                    let want = expected(&rules, arch, nr, args);
+                    assert_eq!(
+                        bpf::run(&ours, &d).0,
+                        want,
+                        "{role:?} nr {nr} arch {arch:#x} args {args:x?}"
+                    );
+                    assert_eq!(
+                        bpf::run(&reference, &d).0,
+                        want,
+                        "seccompiler: {role:?} nr {nr} args {args:x?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What the tree is for: the kernel runs a filter once per system call
+/// number when installing it, and the VMM's threads at every call. Every
+/// number takes a path of about `2 log2(calls)` instructions, where
+/// seccompiler's chain walks past every allowed number before trapping.
+#[test]
+fn every_call_number_takes_a_short_path() {
+    for role in Role::ALL {
+        let rules = super::rules(role);
+        let depth = usize::BITS - rules.len().leading_zeros();
+        let ours = compile(role);
+        let reference = seccompiler_program(role);
+        let mut longest = 0;
+        for nr in 0..=460u32 {
+            let d = data(bpf::AUDIT_ARCH_X86_64, nr, [0; 6]);
+            // Through the tree, then at most the rule's own checks.
+            let checks = match rules.get(&nr) {
+                Some(Rule::AnyOf(checks)) => 2 * checks.len() + 2,
+                _ => 0,
+            };
+            let steps = bpf::run(&ours, &d).1;
+            assert!(
+                steps <= 4 + 3 * depth as usize + 2 + checks,
+                "{role:?}: nr {nr} took {steps} instructions ({} rules)",
+                rules.len()
+            );
+            if checks == 0 {
+                longest = longest.max(steps);
+            }
+        }
+        let trapped = bpf::run(&reference, &data(bpf::AUDIT_ARCH_X86_64, 460, [0; 6])).1;
+        assert!(
+            longest * 4 < trapped,
+            "{role:?}: the tree's {longest} instructions against the chain's {trapped}"
+        );
+    }
+}
+
+/// Conditional jumps reach 255 instructions: a rule list long enough to
+/// need longer jumps still compiles to a filter that follows it.
+#[test]
+fn far_jumps_are_lengthened() {
+    let mut rules = BTreeMap::new();
+    for nr in 0..120u32 {
+        let rule = if nr % 3 == 0 {
+            Rule::Always
+        } else {
+            Rule::AnyOf(
+                (0..(nr % 7) * 10)
+                    .map(|v| bpf::Check {
+                        arg: (nr % 6) as u8,
+                        mask: if v % 5 == 0 { 0xff0 } else { u32::MAX },
+                        value: v * 17 + nr,
+                    })
+                    .collect(),
+            )
+        };
+        rules.insert(nr * 2, rule);
+    }
+    let program = bpf::compile(&rules, libc::SECCOMP_RET_ALLOW, libc::SECCOMP_RET_TRAP);
+    assert!(
+        program.iter().any(|insn| insn.code == 0x05 && insn.k > 255),
+        "the test needs far jumps"
+    );
+    let lists = argument_lists(&rules);
+    for nr in 0..250u32 {
+        let tried = if rules.contains_key(&nr) {
+            &lists[..]
+        } else {
+            &lists[..2]
+        };
+        for &args in tried {
+            let d = data(bpf::AUDIT_ARCH_X86_64, nr, args);
+            assert_eq!(
+                bpf::run(&program, &d).0,
+                expected(&rules, bpf::AUDIT_ARCH_X86_64, nr, args),
+                "nr {nr} args {args:x?}"
+            );
+        }
+    }
+}
+
+/// The kernel's limit is 4096 instructions a filter.
+#[test]
+fn every_role_filter_fits_the_kernel_limit() {
+    for role in Role::ALL {
+        let program = compile(role);
+        assert!(program.len() <= 4096, "{role:?}: {}", program.len());
     }
 }
 
