@@ -23,7 +23,7 @@
 //!   `unsigned int`), masked first where the rule says so;
 //! - `ret TRAP` and `ret ALLOW`, shared.
 //!
-//! Jumps are written with labels and laid out by [`assemble`]: a
+//! Jumps are written with labels and laid out by `assemble`: a
 //! conditional jump whose target is more than 255 instructions away becomes
 //! a short test over two `ja` (which reach 2^32).
 use std::collections::BTreeMap;
