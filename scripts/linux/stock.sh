@@ -35,7 +35,7 @@ cap="${1:-1800}"
 
 # Each flag is justified in the README ("The stock Debian kernel"); the last
 # two only make the log say which initcall is running (two lines each).
-cmdline="${STOCK_CMDLINE:-console=ttyS0 noapic nolapic noxsave tsc=reliable printk.time=1 acpi=off pci=off mitigations=off cryptomgr.notests init_on_alloc=0 nowatchdog rodata=off initcall_debug loglevel=8}"
+cmdline="${STOCK_CMDLINE:-console=ttyS0 noapic nolapic noxsave clearcpuid=137 tsc=reliable printk.time=1 acpi=off pci=off mitigations=off cryptomgr.notests init_on_alloc=0 nowatchdog rodata=off initcall_debug loglevel=8}"
 memory="${STOCK_MEMORY:-128}"
 
 for tool in apt-get apt-cache dpkg-deb readelf lz4 python3; do
