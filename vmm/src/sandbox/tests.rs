@@ -302,3 +302,52 @@ fn readme_lists_the_allowed_calls() {
         "README.md's sandbox table is out of date; it should read:\n{table}"
     );
 }
+
+/// Rule sets of any shape: numbers anywhere in 0..600 (sparse or dense),
+/// rules always allowing or with 1-150 checks on any argument, masked or
+/// not, so that the tree and the check lists cross the 255-instruction
+/// reach of a conditional jump in every arrangement.
+fn rule_set() -> impl proptest::strategy::Strategy<Value = BTreeMap<u32, Rule>> {
+    use proptest::prelude::*;
+    let check =
+        (0u8..6, any::<bool>(), any::<u32>(), 0u32..8).prop_map(|(arg, masked, mask, value)| {
+            bpf::Check {
+                arg,
+                mask: if masked { mask | 1 } else { u32::MAX },
+                value,
+            }
+        });
+    let rule = prop_oneof![
+        1 => Just(Rule::Always),
+        3 => proptest::collection::vec(check, 1..150).prop_map(Rule::AnyOf),
+    ];
+    proptest::collection::btree_map(0u32..600, rule, 0..40)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Any rule set compiles to a filter that gives the rules' verdict on
+    /// every number, with each argument taking each value a check names
+    /// (and its neighbours), whatever the layout had to lengthen.
+    #[test]
+    fn any_rule_set_compiles_to_a_filter_that_follows_it(rules in rule_set()) {
+        let program = bpf::compile(&rules, libc::SECCOMP_RET_ALLOW, libc::SECCOMP_RET_TRAP);
+        let unruled = argument_lists(&BTreeMap::new());
+        for nr in 0..=600u32 {
+            // A number's own checks' values are the ones that matter to it.
+            let lists = match rules.get(&nr) {
+                Some(rule) => argument_lists(&BTreeMap::from([(nr, rule.clone())])),
+                None => unruled[..2].to_vec(),
+            };
+            for &args in &lists {
+                let d = data(bpf::AUDIT_ARCH_X86_64, nr, args);
+                proptest::prop_assert_eq!(
+                    bpf::run(&program, &d).0,
+                    expected(&rules, bpf::AUDIT_ARCH_X86_64, nr, args),
+                    "nr {} args {:x?}", nr, args
+                );
+            }
+        }
+    }
+}
