@@ -85,6 +85,8 @@ struct Label(usize);
 enum Op {
     Load(u32),
     And(u32),
+    /// `goto label`.
+    Jump(Label),
     /// `if A <op> k goto yes else goto no`, with `op` a `JMP_*_K` code.
     Branch {
         code: u16,
@@ -118,12 +120,7 @@ impl Writer {
     /// jumping to its target, anything else to `miss`.
     fn search(&mut self, numbers: &[(u32, Label)], miss: Label) {
         match numbers {
-            [] => self.push(Op::Branch {
-                code: JMP_JA,
-                k: 0,
-                yes: miss,
-                no: miss,
-            }),
+            [] => self.push(Op::Jump(miss)),
             [(nr, target)] => self.push(Op::Branch {
                 code: JMP_JEQ_K,
                 k: *nr,
@@ -200,12 +197,7 @@ pub fn compile(rules: &BTreeMap<u32, Rule>, allow: u32, deny: u32) -> BpfProgram
             });
             w.push(Op::Mark(next));
         }
-        w.push(Op::Branch {
-            code: JMP_JA,
-            k: 0,
-            yes: denied,
-            no: denied,
-        });
+        w.push(Op::Jump(denied));
     }
     w.push(Op::Mark(denied));
     w.push(Op::Return(deny));
@@ -227,11 +219,8 @@ fn assemble(ops: &[Op], labels: usize) -> BpfProgram {
         let layout = Layout::new(ops, labels, &long);
         let mut changed = false;
         for (i, op) in ops.iter().enumerate() {
-            if let Op::Branch { code, yes, no, .. } = *op {
-                if code != JMP_JA
-                    && !long[i]
-                    && (layout.offset(i, yes) > 255 || layout.offset(i, no) > 255)
-                {
+            if let Op::Branch { yes, no, .. } = *op {
+                if !long[i] && (layout.offset(i, yes) > 255 || layout.offset(i, no) > 255) {
                     long[i] = true;
                     changed = true;
                 }
@@ -269,7 +258,7 @@ impl Layout {
                 }
                 // A jump to a label marked right after it is left out
                 // (marks take no room, so no layout changes that).
-                Op::Branch { code: JMP_JA, .. } => usize::from(!falls_through(ops, i)),
+                Op::Jump(_) => usize::from(!falls_through(ops, i)),
                 Op::Branch { .. } if long[i] => 3,
                 _ => 1,
             };
@@ -307,11 +296,9 @@ impl Layout {
                 Op::Load(k) => program.push(stmt(LD_W_ABS, k)),
                 Op::And(k) => program.push(stmt(ALU_AND_K, k)),
                 Op::Return(k) => program.push(stmt(RET_K, k)),
-                Op::Branch {
-                    code: JMP_JA, yes, ..
-                } => {
+                Op::Jump(label) => {
                     if self.size[i] == 1 {
-                        program.push(stmt(JMP_JA, self.offset(i, yes) as u32));
+                        program.push(stmt(JMP_JA, self.offset(i, label) as u32));
                     }
                 }
                 Op::Branch { code, k, yes, no } if long[i] => {
@@ -337,16 +324,16 @@ impl Layout {
     }
 }
 
-/// Whether the unconditional jump at `i` targets a label marked before any
-/// instruction follows it.
+/// Whether the jump at `i` targets a label marked before any instruction
+/// follows it.
 fn falls_through(ops: &[Op], i: usize) -> bool {
-    let Op::Branch { yes, .. } = ops[i] else {
+    let Op::Jump(target) = ops[i] else {
         return false;
     };
     ops[i + 1..]
         .iter()
         .take_while(|op| matches!(op, Op::Mark(_)))
-        .any(|op| matches!(op, Op::Mark(l) if *l == yes))
+        .any(|op| matches!(op, Op::Mark(l) if *l == target))
 }
 
 /// What a classic BPF filter returns for `data` (the instructions
