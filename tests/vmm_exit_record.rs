@@ -210,6 +210,13 @@ fn qmp_quit_record() {
         .args(["--timeout", "60"]);
     let mut vm = Machine::spawn(command);
     let mut qmp = Qmp::connect(&socket, Duration::from_secs(20));
+    // The record of a run that started: quit once the guest is at its
+    // prompt. (The QMP socket listens before the vCPU's first `KVM_RUN`,
+    // so a quit sent at once could stop a machine that has not run yet:
+    // seen in CI as a record with no exits.)
+    vm.stdout
+        .wait_for(0, shared::boot::PROMPT.as_bytes(), Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("no prompt; stderr:\n{}", vm.stderr.text()));
     let _ = qmp.execute("quit", None);
     let code = vm.wait(Duration::from_secs(20)).code();
     let stderr = vm.stderr.text();
